@@ -1,0 +1,1 @@
+"""Webchecker: serverless website-availability monitoring."""

@@ -1,0 +1,1 @@
+"""Services Webchecker can start on loopback: Kafka broker, PostgreSQL, Parameter Store."""

@@ -1,0 +1,42 @@
+"""The exceptions Webchecker raises: one root, one subclass per kind of failure.
+
+    WebcheckerError
+     ├── ConfigurationError    bad environment or settings (raised at cold start)
+     ├── SiteError             one site entry is invalid (names the field and the problem)
+     ├── InvalidMessage        a check-result message does not meet the schema
+     ├── PublishError          check results could not be delivered to Kafka
+     └── StoreUnavailable      the database cannot be reached; the batch must be retried
+
+Third-party exceptions are converted where the library is called, with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+
+class WebcheckerError(Exception):
+    """Root of every error Webchecker raises on purpose."""
+
+
+class ConfigurationError(WebcheckerError):
+    """A setting (usually an environment variable) is missing or malformed."""
+
+
+class SiteError(WebcheckerError):
+    """A site entry is invalid; ``field`` names the offending key (None for the whole entry)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.reason = message
+
+
+class InvalidMessage(WebcheckerError):
+    """A check-result message is not valid JSON or does not meet the schema."""
+
+
+class PublishError(WebcheckerError):
+    """One or more check results were not delivered to the Kafka topic."""
+
+
+class StoreUnavailable(WebcheckerError):
+    """The database cannot be reached or the connection broke; retry the batch later."""
