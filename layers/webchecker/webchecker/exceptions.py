@@ -5,7 +5,10 @@
      ├── SiteError             one site entry is invalid (names the field and the problem)
      ├── InvalidMessage        a check-result message does not meet the schema
      ├── PublishError          check results could not be delivered to Kafka
-     └── StoreUnavailable      the database cannot be reached; the batch must be retried
+     ├── StoreUnavailable      the database cannot be reached; the batch must be retried
+     ├── InvalidEvent          a Lambda event does not have the expected shape
+     ├── SiteStoreError        Parameter Store (the site list) could not be read or written
+     └── FanoutError           no asynchronous invoke of the checker succeeded
 
 Third-party exceptions are converted where the library is called, with ``raise ... from``.
 """
@@ -40,3 +43,15 @@ class PublishError(WebcheckerError):
 
 class StoreUnavailable(WebcheckerError):
     """The database cannot be reached or the connection broke; retry the batch later."""
+
+
+class InvalidEvent(WebcheckerError):
+    """A Lambda event does not have the expected shape (for example no ``time``)."""
+
+
+class SiteStoreError(WebcheckerError):
+    """Parameter Store, where the site list lives, could not be read or written."""
+
+
+class FanoutError(WebcheckerError):
+    """The due sites could not be handed to the checker function (every invoke failed)."""
