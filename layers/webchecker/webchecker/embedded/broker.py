@@ -73,16 +73,14 @@ class EmbeddedBroker:
             "--storage-engine",
             self.storage_engine,
         ]
-        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=log,
-            env={**os.environ, **self._env},
-            start_new_session=True,  # Ctrl-C in a terminal goes to us, and we stop it cleanly
-        )
-        if log is not subprocess.DEVNULL:
-            log.close()
+        with open(self._log_path or os.devnull, "ab") as log:
+            self._process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **self._env},
+                start_new_session=True,  # Ctrl-C in a terminal reaches us; we stop it cleanly
+            )
         try:
             wait_for_port(HOST, self.port, timeout=timeout, what="Kafka broker (tansu)")
         except WebcheckerError:
