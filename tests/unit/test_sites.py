@@ -1,0 +1,228 @@
+"""The site model: every rule of DESIGN.md's site format, and no crash on any input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webchecker.exceptions import SiteError
+from webchecker.sites import Site, load_sites
+
+
+def test_minimal_site_gets_every_default() -> None:
+    site = Site.from_dict({"url": "https://example.com/health"}, default_id="example")
+
+    assert site.to_dict() == {
+        "id": "example",
+        "url": "https://example.com/health",
+        "interval": 60,
+        "timeout": 10.0,
+        "method": "GET",
+        "headers": {},
+        "body": None,
+        "expected_status": ["200-399"],
+        "regex": None,
+        "follow_redirects": True,
+        "verify_tls": True,
+        "enabled": True,
+    }
+
+
+def test_full_site_round_trips() -> None:
+    raw = {
+        "id": "api.v2_x-1",
+        "url": "http://127.0.0.1:8080/x?y=1",
+        "interval": 300,
+        "timeout": 2.5,
+        "method": "post",
+        "headers": {"Authorization": "Bearer t", "X-A": ""},
+        "body": "{}",
+        "expected_status": [200, "300-302"],
+        "regex": r"ok\s+\d+",
+        "follow_redirects": False,
+        "verify_tls": False,
+        "enabled": False,
+    }
+    site = Site.from_dict(raw)
+
+    assert site.method == "POST"
+    assert site.expected_status == ((200, 200), (300, 302))
+    assert Site.from_dict(site.to_dict()) == site
+    assert json.loads(json.dumps(site.to_dict())) == site.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [(199, False), (200, True), (250, True), (301, True), (302, True), (303, False), (404, True)],
+)
+def test_expects(code: int, expected: bool) -> None:
+    site = Site.from_dict({"id": "a", "url": "http://a", "expected_status": ["200-302", 404]})
+    assert site.expects(code) is expected
+
+
+def test_pattern_is_compiled_once() -> None:
+    site = Site.from_dict({"id": "a", "url": "http://a", "regex": "ok"})
+    assert site.pattern is site.pattern
+    assert site.pattern is not None
+    assert site.pattern.search("all ok")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "fragment"),
+    [
+        ({"url": "ftp://example.com"}, "url", "http or https"),
+        ({"url": "example.com"}, "url", "http or https"),
+        ({"url": "http://"}, "url", "no host"),
+        ({"url": "http://exa mple.com"}, "url", "whitespace"),
+        ({"url": "http://example.com:99999"}, "url", "not a valid URL"),
+        ({"url": 5}, "url", "non-empty string"),
+        ({"id": "Upper"}, "id", "not a valid id"),
+        ({"id": "-x"}, "id", "not a valid id"),
+        ({"id": "x" * 64}, "id", "not a valid id"),
+        ({"interval": 90}, "interval", "multiple of 60"),
+        ({"interval": 0}, "interval", "multiple of 60"),
+        ({"interval": 86_460}, "interval", "multiple of 60"),
+        ({"interval": "60"}, "interval", "whole number"),
+        ({"interval": True}, "interval", "whole number"),
+        ({"timeout": 0}, "timeout", "> 0"),
+        ({"timeout": 61, "interval": 120}, "timeout", "at most 60"),
+        ({"timeout": 60}, "timeout", "less than interval"),
+        ({"timeout": "5"}, "timeout", "number of seconds"),
+        ({"method": "BREW"}, "method", "one of"),
+        ({"headers": ["a"]}, "headers", "object of strings"),
+        ({"headers": {"X": 1}}, "headers", "must be a string"),
+        ({"headers": {"Bad Name": "v"}}, "headers", "not a valid header name"),
+        ({"headers": {"X": "a\r\nInjected: 1"}}, "headers", "line break"),
+        ({"body": 1}, "body", "must be a string"),
+        ({"expected_status": []}, "expected_status", "must not be empty"),
+        ({"expected_status": "2xx"}, "expected_status", "range like"),
+        ({"expected_status": ["299-200"]}, "expected_status", "low to high"),
+        ({"expected_status": [700]}, "expected_status", "100-599"),
+        ({"regex": "("}, "regex", "does not compile"),
+        ({"regex": 3}, "regex", "must be a string"),
+        ({"follow_redirects": "yes"}, "follow_redirects", "true or false"),
+        ({"verify_tls": 1}, "verify_tls", "true or false"),
+        ({"enabled": None}, "enabled", "true or false"),
+    ],
+)
+def test_invalid_field_is_named(changes: dict[str, Any], field: str, fragment: str) -> None:
+    raw = {"id": "site", "url": "https://example.com", **changes}
+
+    with pytest.raises(SiteError) as caught:
+        Site.from_dict(raw)
+
+    assert caught.value.field == field
+    assert fragment in str(caught.value)
+    assert str(caught.value).startswith(f"{field}: ")
+
+
+def test_unknown_keys_are_errors() -> None:
+    with pytest.raises(SiteError, match="unknown key 'intervall'"):
+        Site.from_dict({"id": "a", "url": "http://a", "intervall": 60})
+
+
+def test_url_and_id_are_required() -> None:
+    with pytest.raises(SiteError, match="url: is required"):
+        Site.from_dict({"id": "a"})
+    with pytest.raises(SiteError, match="id: is required"):
+        Site.from_dict({"url": "http://a"})
+
+
+def test_load_sites_mixes_objects_and_arrays_and_reports_invalid_entries() -> None:
+    catalog = load_sites(
+        {
+            "/webchecker/sites/team-b": json.dumps(
+                [
+                    {"id": "b1", "url": "https://b1.example"},
+                    {"url": "https://no-id.example"},
+                    {"id": "b3", "url": "https://b3.example", "interval": 61},
+                    {"id": "a", "url": "https://dup.example"},
+                ]
+            ),
+            "/webchecker/sites/a": json.dumps({"url": "https://a.example"}),
+            "/webchecker/sites/broken": "{not json",
+            "/webchecker/sites/scalar": "42",
+            "/webchecker/sites/nested/deep.one": json.dumps({"url": "http://d.example"}),
+        }
+    )
+
+    assert [site.id for site in catalog.sites] == ["a", "deep.one", "b1"]
+    reasons = {str(entry) for entry in catalog.invalid}
+    assert reasons == {
+        "/webchecker/sites/broken: not valid JSON: Expecting property name enclosed in "
+        "double quotes: line 1 column 2 (char 1)",
+        "/webchecker/sites/scalar: expected a site object or an array of them, got a number",
+        "/webchecker/sites/team-b[1]: id: is required inside an array",
+        "/webchecker/sites/team-b[2]: interval: must be a multiple of 60 between 60 and "
+        "86400, got 61",
+        "/webchecker/sites/team-b[3]: id: duplicate 'a', already used by /webchecker/sites/a",
+    }
+
+
+def test_duplicate_ids_keep_the_first_by_parameter_name() -> None:
+    site = json.dumps({"id": "same", "url": "https://x.example"})
+    catalog = load_sites({"/s/z": site, "/s/m": site, "/s/b": site})
+
+    assert len(catalog) == 1
+    assert [(entry.parameter, entry.index) for entry in catalog.invalid] == [
+        ("/s/m", None),
+        ("/s/z", None),
+    ]
+
+
+def test_default_id_from_an_invalid_parameter_name_says_so() -> None:
+    catalog = load_sites({"/s/My Site": json.dumps({"url": "https://x.example"})})
+
+    assert not catalog.sites
+    assert "taken from the parameter name" in catalog.invalid[0].reason
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+site_keys = st.sampled_from(
+    [
+        "id",
+        "url",
+        "interval",
+        "timeout",
+        "method",
+        "headers",
+        "body",
+        "expected_status",
+        "regex",
+        "follow_redirects",
+        "verify_tls",
+        "enabled",
+    ]
+)
+almost_sites = st.dictionaries(site_keys, json_values, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(json_values, almost_sites))
+def test_any_object_is_a_site_or_a_site_error(value: object) -> None:
+    try:
+        site = Site.from_dict(value, default_id="fallback")
+    except SiteError as error:
+        assert str(error)
+    else:
+        assert Site.from_dict(site.to_dict()) == site
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=15), st.text(max_size=60) | json_values.map(json.dumps)))
+def test_load_sites_never_raises(parameters: dict[str, str]) -> None:
+    catalog = load_sites(parameters)
+    assert len(catalog.sites) + len(catalog.invalid) >= len(parameters) - sum(
+        1 for value in parameters.values() if value.strip().startswith("[")
+    )
+    assert len({site.id for site in catalog.sites}) == len(catalog.sites)
