@@ -1,0 +1,30 @@
+"""Scheduler: every minute, hand the due sites to the checker in shards (async invokes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from webchecker.fanout import LambdaInvoker, new_lambda_client
+from webchecker.scheduler import SchedulerSettings, run_schedule
+from webchecker.site_store import SiteStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+# Cold start: bad configuration fails here; clients (and the site cache) live per container.
+SETTINGS = SchedulerSettings.from_env()
+STORE = SiteStore(SETTINGS.store)
+INVOKER = LambdaInvoker(
+    SETTINGS.checker_function_name, client=new_lambda_client(SETTINGS.fanout_concurrency)
+)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_schedule(event, settings=SETTINGS, store=STORE, invoker=INVOKER, metrics=metrics)
