@@ -8,7 +8,8 @@
      ├── StoreUnavailable      the database cannot be reached; the batch must be retried
      ├── InvalidEvent          a Lambda event does not have the expected shape
      ├── SiteStoreError        Parameter Store (the site list) could not be read or written
-     └── FanoutError           no asynchronous invoke of the checker succeeded
+     ├── FanoutError           no asynchronous invoke of the checker succeeded
+     └── InvocationFailed      a function run by the local Lambda API raised (or is unknown)
 
 Third-party exceptions are converted where the library is called, with ``raise ... from``.
 """
@@ -55,3 +56,11 @@ class SiteStoreError(WebcheckerError):
 
 class FanoutError(WebcheckerError):
     """The due sites could not be handed to the checker function (every invoke failed)."""
+
+
+class InvocationFailed(WebcheckerError):
+    """A function invoked through the local Lambda API raised; ``error_type`` names the error."""
+
+    def __init__(self, message: str, *, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
