@@ -1,0 +1,130 @@
+"""The SSRF guard: which resolved addresses a check may never connect to.
+
+The checker resolves a host name once, asks :func:`blocked_reason` about every address the
+resolver returned, and connects to an address it has just checked (never a second lookup
+that DNS could answer differently). This module is the address decision alone: pure
+functions, no I/O except :func:`resolve`, which asks the operating system's resolver the
+way a connection would (so ``2130706433`` and ``0177.0.0.1`` both come back as
+``127.0.0.1``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Sequence
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_V4 = ipaddress.IPv4Network
+_V6 = ipaddress.IPv6Network
+
+# Checked in order: the first match names the reason. Narrow entries come before the wide
+# ranges that contain them (the metadata address before link-local).
+_BLOCKED_V4: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
+    (_V4("169.254.169.254/32"), "cloud metadata service"),
+    (_V4("169.254.170.2/32"), "cloud metadata service (ECS task credentials)"),
+    (_V4("0.0.0.0/8"), "unspecified ('this network')"),
+    (_V4("127.0.0.0/8"), "loopback"),
+    (_V4("10.0.0.0/8"), "private network"),
+    (_V4("172.16.0.0/12"), "private network"),
+    (_V4("192.168.0.0/16"), "private network"),
+    (_V4("100.64.0.0/10"), "shared address space (carrier-grade NAT)"),
+    (_V4("169.254.0.0/16"), "link-local"),
+    (_V4("224.0.0.0/4"), "multicast"),
+    (_V4("255.255.255.255/32"), "broadcast"),
+    (_V4("240.0.0.0/4"), "reserved"),
+)
+_BLOCKED_V6: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
+    (_V6("fd00:ec2::254/128"), "cloud metadata service"),
+    (_V6("::/128"), "unspecified"),
+    (_V6("::1/128"), "loopback"),
+    (_V6("fe80::/10"), "link-local"),
+    (_V6("fc00::/7"), "unique local (private network)"),
+    (_V6("fec0::/10"), "site-local (private network)"),
+    (_V6("ff00::/8"), "multicast"),
+)
+
+# IPv6 forms that carry an IPv4 address the packet may end up at.
+_NAT64 = (_V6("64:ff9b::/96"), _V6("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside an IPv4-mapped, IPv4-compatible, 6to4 or NAT64 address."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in network for network in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    # IPv4-compatible (::a.b.c.d, deprecated): still routed as IPv4 by some stacks.
+    if int(address) >> 32 == 0 and int(address) > 1:
+        return ipaddress.IPv4Address(int(address))
+    return None
+
+
+def blocked_reason(address: IPAddress | str) -> str | None:
+    """Why a check must not connect to ``address``, or None when it may.
+
+    Covers loopback, private and unique-local ranges, shared (carrier-grade NAT) space,
+    link-local including the cloud metadata addresses, multicast, broadcast, unspecified and
+    every other range that is not globally routable; IPv6 forms that embed an IPv4 address
+    are judged by that address.
+    """
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            reason = blocked_reason(inner)
+            return f"{reason}, as IPv4 inside IPv6" if reason else None
+        for network6, reason in _BLOCKED_V6:
+            if ip in network6:
+                return reason
+    else:
+        for network4, reason in _BLOCKED_V4:
+            if ip in network4:
+                return reason
+    # Documentation, benchmarking, protocol-assignment ranges and the like: never a website.
+    if not ip.is_global:
+        return "reserved (not globally routable)"
+    return None
+
+
+def first_blocked(addresses: Sequence[IPAddress]) -> tuple[IPAddress, str] | None:
+    """The first address in ``addresses`` that is blocked, with the reason."""
+    for address in addresses:
+        reason = blocked_reason(address)
+        if reason is not None:
+            return address, reason
+    return None
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """``host`` as an address when it is a canonical IP literal (brackets allowed), else None."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address the operating system's resolver gives for ``host``, in its order.
+
+    Canonical IP literals skip the resolver; anything else (names, and the numeric forms
+    the C library also accepts, such as ``2130706433`` or ``0177.0.0.1``) goes through
+    ``getaddrinfo``, exactly as a plain connection would. Raises ``socket.gaierror``.
+    """
+    literal = literal_address(host)
+    if literal is not None:
+        return [literal]
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _canonname, sockaddr in infos:
+        # Scoped IPv6 addresses come back as "fe80::1%eth0": the scope is not part of it.
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if ip not in addresses:
+            addresses.append(ip)
+    return addresses

@@ -1,0 +1,425 @@
+"""Checking sites: one HTTP check of one site, and many checks at once, bounded.
+
+A check opens a fresh connection (:mod:`webchecker.connection`: resolved once, guarded,
+timed), sends the site's request with httpcore, follows redirects itself (each hop on a
+new, guarded connection), reads the body only up to the cap, and judges the response.
+One deadline, the site's ``timeout``, covers everything from the name lookup to the last
+byte read. The outcome is a :class:`~webchecker.results.CheckResult`; a check never
+raises.
+
+Error precedence (DESIGN.md): no response (``dns``, ``connect``, ``tls``, ``timeout``,
+``blocked``, and ``invalid_response`` or ``other`` when the exchange broke), then
+``status``, then ``regex`` (``too_large`` when the regex was not found in the capped part
+of a longer body). ``regex_matched`` is recorded whenever a body was read, whatever the
+status, so a result shows every condition's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import codecs
+import functools
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import SplitResult, quote, urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from webchecker.config import env_bool, env_int, env_optional, env_str
+from webchecker.connection import CheckFailure, Phases, open_stream
+from webchecker.exceptions import ConfigurationError
+from webchecker.results import CheckResult, truncate_detail
+from webchecker.sites import Site
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 100
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_REDIRECTS = 10
+DEFAULT_USER_AGENT = "Webchecker/0.1 (website availability monitor)"
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Credentials set for one origin are not sent to another one after a redirect.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Characters left as they are when a URL's path and query go on the request line.
+_TARGET_SAFE = "/?:@!$&'()*+,;=%~[]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeSettings:
+    """How the checker checks; built once per container with :meth:`from_env`."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    allow_private_targets: bool = False
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    user_agent: str = DEFAULT_USER_AGENT
+    ca_bundle: str | None = None
+    region: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.max_body_bytes < 0:
+            raise ConfigurationError(f"max_body_bytes must be >= 0, got {self.max_body_bytes}")
+        if self.max_redirects < 0:
+            raise ConfigurationError(f"max_redirects must be >= 0, got {self.max_redirects}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProbeSettings:
+        """Settings from ``CHECKER_*`` variables and ``AWS_REGION``; errors name the variable."""
+        ca_bundle = env_optional("CHECKER_CA_BUNDLE", env)
+        if ca_bundle is not None:
+            try:
+                ssl.create_default_context(cafile=ca_bundle)
+            except (OSError, ssl.SSLError) as error:
+                raise ConfigurationError(
+                    f"CHECKER_CA_BUNDLE={ca_bundle!r}: not a readable PEM bundle ({error})"
+                ) from None
+        return cls(
+            concurrency=env_int(
+                "CHECKER_CONCURRENCY", DEFAULT_CONCURRENCY, env, minimum=1, maximum=10_000
+            ),
+            max_body_bytes=env_int(
+                "CHECKER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, env, minimum=0
+            ),
+            allow_private_targets=env_bool("CHECKER_ALLOW_PRIVATE_TARGETS", False, env),
+            max_redirects=env_int(
+                "CHECKER_MAX_REDIRECTS", DEFAULT_MAX_REDIRECTS, env, minimum=0, maximum=50
+            ),
+            user_agent=env_str("CHECKER_USER_AGENT", DEFAULT_USER_AGENT, env),
+            ca_bundle=ca_bundle,
+            region=env_optional("AWS_REGION", env),
+        )
+
+
+async def check_sites(
+    sites: Sequence[Site], *, scheduled_at: datetime, settings: ProbeSettings
+) -> list[CheckResult]:
+    """Checks every site, at most ``settings.concurrency`` at a time; results in site order."""
+    results: list[CheckResult | None] = [None] * len(sites)
+    pending = iter(enumerate(sites))
+
+    async def worker() -> None:
+        # Workers share one iterator: no semaphore, no task per site.
+        for index, site in pending:
+            results[index] = await check_site(site, scheduled_at=scheduled_at, settings=settings)
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(settings.concurrency, len(sites))):
+            group.create_task(worker())
+    return [result for result in results if result is not None]
+
+
+async def check_site(site: Site, *, scheduled_at: datetime, settings: ProbeSettings) -> CheckResult:
+    """Checks one site within its timeout; never raises (failures are in the result)."""
+    check = _Check(site, settings)
+    checked_at = datetime.now(UTC)
+    deadline = asyncio.timeout(site.timeout)
+    try:
+        async with deadline:
+            await check.run()
+    except TimeoutError:
+        if not deadline.expired():  # a timeout of some inner operation, not ours
+            check.fail("other", "operation timed out")
+        else:
+            check.fail(
+                "timeout",
+                f"no complete response within {site.timeout:g} s "
+                f"(timed out while {check.phases.phase})",
+            )
+    except CheckFailure as failure:
+        check.fail(failure.kind, failure.detail)
+    except httpcore.RemoteProtocolError as error:
+        check.fail("invalid_response", f"invalid HTTP response: {error}")
+    except (httpcore.ReadError, httpcore.WriteError) as error:
+        check.fail("invalid_response", f"connection lost while {check.phases.phase}: {error}")
+    except httpcore.LocalProtocolError as error:
+        check.fail("other", f"the request could not be sent: {error}")
+    except Exception as error:  # a check must never take the others down
+        logger.warning("unexpected error checking %s", site.id, exc_info=True)
+        check.fail("other", f"unexpected {type(error).__name__}: {error}")
+    return check.result(scheduled_at=scheduled_at, checked_at=checked_at, region=settings.region)
+
+
+@functools.cache
+def _ssl_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
+    # Built once per process: loading the CA bundle costs milliseconds.
+    context = httpx.create_ssl_context(verify=verify)
+    if verify and ca_bundle is not None:
+        context.load_verify_locations(cafile=ca_bundle)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class _Check:
+    """The state of one check while it runs."""
+
+    __slots__ = (
+        "body_read",
+        "error",
+        "error_detail",
+        "phases",
+        "regex_matched",
+        "response_time_ms",
+        "settings",
+        "site",
+        "started",
+        "status_code",
+        "too_large",
+    )
+
+    def __init__(self, site: Site, settings: ProbeSettings) -> None:
+        self.site = site
+        self.settings = settings
+        self.phases = Phases()
+        self.started = time.perf_counter()
+        self.status_code: int | None = None
+        self.response_time_ms: float | None = None
+        self.regex_matched: bool | None = None
+        self.body_read = False
+        self.too_large = False
+        self.error: str | None = None
+        self.error_detail: str | None = None
+
+    def fail(self, kind: str, detail: str) -> None:
+        self.error = kind
+        self.error_detail = detail
+
+    async def run(self) -> None:
+        site = self.site
+        url = site.url
+        method = site.method
+        body = None if site.body is None else site.body.encode()
+        headers = {name.lower(): (name, value) for name, value in site.headers.items()}
+        redirects = 0
+        while True:
+            parts = urlsplit(url)
+            self.phases = Phases()
+            stream = await self._connect(parts)
+            try:
+                origin, request = _build_request(
+                    parts, method, headers.values(), body, self.settings.user_agent
+                )
+                connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
+                self.phases.phase = "waiting for the response"
+                response = await connection.handle_async_request(request)
+                self.status_code = response.status
+                location = _header(response.headers, b"location")
+                if not (
+                    site.follow_redirects
+                    and response.status in REDIRECT_STATUSES
+                    and location is not None
+                ):
+                    self.phases.phase = "reading the response body"
+                    await self._read_body(response)
+                    return
+            finally:
+                await stream.aclose()
+            redirects += 1
+            if redirects > self.settings.max_redirects:
+                raise CheckFailure(
+                    "other",
+                    f"more than {self.settings.max_redirects} redirects "
+                    f"(the last one, {response.status}, points to {location})",
+                )
+            next_url = urljoin(url, location)
+            if urlsplit(next_url).scheme not in _DEFAULT_PORTS:
+                raise CheckFailure(
+                    "other",
+                    f"redirect ({response.status}) to a URL that is not http(s): {location}",
+                )
+            if _origin_of(next_url) != _origin_of(url):
+                headers = {k: v for k, v in headers.items() if k not in _CREDENTIAL_HEADERS}
+            if (response.status == 303 and method != "HEAD") or (
+                response.status in (301, 302) and method == "POST"
+            ):
+                method, body = "GET", None
+            url = next_url
+
+    async def _connect(self, parts: SplitResult) -> httpcore.AsyncNetworkStream:
+        scheme = parts.scheme
+        host = parts.hostname
+        if not host:
+            raise CheckFailure("other", f"URL has no host: {self.site.url}")
+        try:
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except (KeyError, ValueError) as error:
+            raise CheckFailure("other", f"unusable URL {parts.geturl()}: {error}") from None
+        return await open_stream(
+            host,
+            port,
+            phases=self.phases,
+            allow_private=self.settings.allow_private_targets,
+            ssl_context=(
+                _ssl_context(self.site.verify_tls, self.settings.ca_bundle)
+                if scheme == "https"
+                else None
+            ),
+        )
+
+    async def _read_body(self, response: httpcore.Response) -> None:
+        cap = self.settings.max_body_bytes
+        keep = self.site.pattern is not None  # without a regex the bytes are only counted
+        chunks: list[bytes] = []
+        size = 0
+        stream = response.stream
+        if not isinstance(stream, AsyncIterable):  # httpcore's async connection: never
+            raise CheckFailure("other", "response body is not readable asynchronously")
+        chunks_in = aiter(stream)
+        try:
+            async for chunk in chunks_in:
+                room = cap - size
+                if len(chunk) > room:
+                    if keep:
+                        chunks.append(chunk[:room])
+                    size = cap
+                    self.too_large = True
+                    break
+                if keep:
+                    chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            aclose = getattr(chunks_in, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await response.aclose()
+        self.response_time_ms = round((time.perf_counter() - self.started) * 1000.0, 3)
+        self.body_read = True
+        pattern = self.site.pattern
+        if pattern is not None:
+            text = b"".join(chunks).decode(_charset(response.headers), errors="replace")
+            self.regex_matched = pattern.search(text) is not None
+
+    def result(
+        self, *, scheduled_at: datetime, checked_at: datetime, region: str | None
+    ) -> CheckResult:
+        site = self.site
+        error, detail = self.error, self.error_detail
+        if error is None and self.status_code is not None:
+            if not site.expects(self.status_code):
+                error = "status"
+                detail = (
+                    f"status {self.status_code} {_reason(self.status_code)}, expected "
+                    f"{_format_expected(site.expected_status)}"
+                )
+            elif self.regex_matched is False:
+                cap = self.settings.max_body_bytes
+                if self.too_large:
+                    error = "too_large"
+                    detail = (
+                        f"regex {_shorten(site.regex)} not found in the first {cap} bytes, "
+                        f"and the body is longer than that (CHECKER_MAX_BODY_BYTES)"
+                    )
+                else:
+                    error = "regex"
+                    detail = f"regex {_shorten(site.regex)} not found in the response body"
+        phases = self.phases
+        return CheckResult(
+            check_id=str(uuid.uuid4()),
+            site_id=site.id,
+            url=site.url,
+            region=region,
+            scheduled_at=scheduled_at,
+            checked_at=checked_at,
+            response_time_ms=self.response_time_ms if self.body_read else None,
+            status_code=self.status_code,
+            ok=error is None,
+            error=error,
+            error_detail=None if detail is None else truncate_detail(detail),
+            regex_matched=self.regex_matched,
+            dns_ms=phases.dns_ms,
+            connect_ms=phases.connect_ms,
+            tls_ms=phases.tls_ms,
+            ttfb_ms=phases.ttfb_ms,
+            tls_cert_expires_at=phases.tls_cert_expires_at,
+        )
+
+
+def _build_request(
+    parts: SplitResult,
+    method: str,
+    site_headers: Iterable[tuple[str, str]],
+    body: bytes | None,
+    user_agent: str,
+) -> tuple[httpcore.Origin, httpcore.Request]:
+    scheme = parts.scheme
+    host = parts.hostname or ""
+    if not host.isascii():
+        host = host.encode("idna").decode("ascii")
+    port = parts.port or _DEFAULT_PORTS[scheme]
+    host_header = f"[{host}]" if ":" in host else host
+    if port != _DEFAULT_PORTS[scheme]:
+        host_header = f"{host_header}:{port}"
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    if not target.isascii():
+        target = quote(target, safe=_TARGET_SAFE)
+    headers: dict[str, tuple[bytes, bytes]] = {
+        "host": (b"Host", host_header.encode()),
+        "user-agent": (b"User-Agent", user_agent.encode()),
+        "accept": (b"Accept", b"*/*"),
+        # The regex is searched in the body as sent: ask for no compression.
+        "accept-encoding": (b"Accept-Encoding", b"identity"),
+        "connection": (b"Connection", b"close"),
+    }
+    if parts.username is not None:
+        credentials = f"{parts.username}:{parts.password or ''}".encode()
+        headers["authorization"] = (b"Authorization", b"Basic " + base64.b64encode(credentials))
+    for name, value in site_headers:
+        headers[name.lower()] = (name.encode(), value.encode())
+    if body is not None:
+        headers["content-length"] = (b"Content-Length", str(len(body)).encode())
+    origin = httpcore.Origin(scheme.encode(), host.encode(), port)
+    url = httpcore.URL(scheme=origin.scheme, host=origin.host, port=port, target=target.encode())
+    request = httpcore.Request(
+        method.encode(), url, headers=list(headers.values()), content=body or b""
+    )
+    return origin, request
+
+
+def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _charset(headers: Sequence[tuple[bytes, bytes]]) -> str:
+    content_type = _header(headers, b"content-type") or ""
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            name = value.strip().strip("\"'")
+            try:
+                return codecs.lookup(name).name
+            except LookupError:
+                break
+    return "utf-8"
+
+
+def _origin_of(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(parts.scheme)
+
+
+def _reason(status_code: int) -> str:
+    return httpx.codes.get_reason_phrase(status_code) or "(non-standard)"
+
+
+def _format_expected(ranges: Sequence[tuple[int, int]]) -> str:
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in ranges)
+
+
+def _shorten(regex: str | None, limit: int = 80) -> str:
+    text = repr(regex)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
