@@ -1,10 +1,426 @@
-"""`webchecker sites`: not implemented yet (placeholder so the CLI imports)."""
+"""`webchecker sites`: list and edit the watched sites in Parameter Store.
+
+Works against AWS, or the local stack when ``AWS_ENDPOINT_URL`` is set (boto3 reads it).
+Every write is validated with the scheduler's own site model before anything is written;
+invalid input is refused with the field and the problem (exit code 2) and Parameter Store
+is left as it was. New sites get one parameter each (``SITES_PATH/<id>``), so concurrent
+edits of different sites never touch the same parameter.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from webchecker.exceptions import SiteError
+from webchecker.site_store import SiteStore, SiteStoreSettings, StoredParameter
+from webchecker.sites import SITE_ID_PATTERN, Site, SiteCatalog
+
+JsonObject = dict[str, Any]
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Adds nothing until the command exists."""
+    parser = subparsers.add_parser(
+        "sites",
+        help="list and edit the watched sites (SSM Parameter Store)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--path",
+        help="parameter path holding the sites (default: $SITES_PATH or /webchecker/sites)",
+    )
+    commands = parser.add_subparsers(dest="sites_command", required=True, metavar="ACTION")
+
+    listing = commands.add_parser("list", help="table of sites: id, url, interval, enabled")
+    listing.set_defaults(handler=_list)
+
+    show = commands.add_parser("show", help="one site as JSON, every default filled in")
+    show.add_argument("id")
+    show.set_defaults(handler=_show)
+
+    add = commands.add_parser("add", help="add a site (its own parameter SITES_PATH/<id>)")
+    add.add_argument("url")
+    add.add_argument("--id", help="site id (default: derived from the URL's host)")
+    add.add_argument("--interval", type=int, help="seconds between checks, multiple of 60")
+    add.add_argument("--timeout", type=float, help="seconds, > 0 and less than the interval")
+    add.add_argument("--method", help="HTTP method (default GET)")
+    add.add_argument(
+        "--header", action="append", default=[], metavar="NAME=VALUE", help="repeatable"
+    )
+    add.add_argument("--body", help="request body")
+    add.add_argument(
+        "--expected-status",
+        action="append",
+        metavar="CODES",
+        help='codes or ranges, comma-separated or repeated: "200-299,301"',
+    )
+    add.add_argument("--regex", help="regular expression searched in the response body")
+    add.add_argument("--no-follow-redirects", action="store_true")
+    add.add_argument("--no-verify-tls", action="store_true")
+    add.add_argument("--disabled", action="store_true", help="add it without checking it yet")
+    _secure_flag(add)
+    add.set_defaults(handler=_add)
+
+    set_ = commands.add_parser(
+        "set",
+        help="change fields: key=value (JSON or text); key= restores the default",
+    )
+    set_.add_argument("id")
+    set_.add_argument("changes", nargs="+", metavar="KEY=VALUE")
+    _secure_flag(set_)
+    set_.set_defaults(handler=_set)
+
+    for name, enabled in (("enable", True), ("disable", False)):
+        toggle = commands.add_parser(name, help=f"{name} a site")
+        toggle.add_argument("id")
+        toggle.set_defaults(handler=_toggle(enabled))
+
+    remove = commands.add_parser("remove", help="remove a site")
+    remove.add_argument("id")
+    remove.set_defaults(handler=_remove)
+
+    import_ = commands.add_parser(
+        "import", help="add or replace sites from a JSON or YAML list (all validated first)"
+    )
+    import_.add_argument("file", help="path, or - for standard input")
+    _secure_flag(import_)
+    import_.set_defaults(handler=_import)
+
+    export = commands.add_parser("export", help="every valid site, as a list import accepts")
+    export.add_argument("--format", choices=("json", "yaml"), default="json")
+    export.set_defaults(handler=_export)
+
+
+def _secure_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="store as SecureString (for secret header values); never downgraded later",
+    )
+
+
+# -- context -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    store: SiteStore
+    catalog: SiteCatalog
+    where: dict[str, str]  # site id -> parameter name
+
+    def site(self, site_id: str) -> Site:
+        for site in self.catalog.sites:
+            if site.id == site_id:
+                return site
+        raise SiteError(f"no site {site_id!r} under {self.store.settings.path}", field="id")
+
+
+def _context(args: argparse.Namespace) -> _Context:
+    settings = SiteStoreSettings.from_env()
+    if args.path:
+        settings = SiteStoreSettings(path=args.path.rstrip("/") or "/")
+    store = SiteStore(settings)
+    catalog, where = store.locate()
+    return _Context(store=store, catalog=catalog, where=where)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    context = _context(args)
+    rows = [("ID", "URL", "INTERVAL", "ENABLED", "PARAMETER")]
+    for site in sorted(context.catalog.sites, key=lambda s: s.id):
+        enabled = "yes" if site.enabled else "no"
+        rows.append((site.id, site.url, str(site.interval), enabled, context.where[site.id]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    _warn_invalid(context.catalog)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    context = _context(args)
+    print(json.dumps(context.site(args.id).to_dict(), indent=2, ensure_ascii=False))
+    print(f"parameter: {context.where[args.id]}", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    context = _context(args)
+    sites = [site.to_dict() for site in sorted(context.catalog.sites, key=lambda s: s.id)]
+    if args.format == "yaml":
+        print(yaml.safe_dump(sites, sort_keys=False, allow_unicode=True), end="")
+    else:
+        print(json.dumps(sites, indent=2, ensure_ascii=False))
+    _warn_invalid(context.catalog)
+    return 0
+
+
+def _warn_invalid(catalog: SiteCatalog) -> None:
+    if catalog.invalid:
+        print(f"{len(catalog.invalid)} invalid entries skipped:", file=sys.stderr)
+        for entry in catalog.invalid:
+            print(f"  {entry}", file=sys.stderr)
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def _add(args: argparse.Namespace) -> int:
+    context = _context(args)
+    raw: JsonObject = {"id": args.id or _id_from_url(args.url), "url": args.url}
+    options: Mapping[str, Any] = {
+        "interval": args.interval,
+        "timeout": args.timeout,
+        "method": args.method,
+        "body": args.body,
+        "regex": args.regex,
+    }
+    raw.update({key: value for key, value in options.items() if value is not None})
+    if args.header:
+        raw["headers"] = dict(_key_value(item, "headers") for item in args.header)
+    if args.expected_status:
+        raw["expected_status"] = _status_list(args.expected_status)
+    if args.no_follow_redirects:
+        raw["follow_redirects"] = False
+    if args.no_verify_tls:
+        raw["verify_tls"] = False
+    if args.disabled:
+        raw["enabled"] = False
+    site = Site.from_dict(raw)
+    _refuse_taken(context, site.id)
+    name = context.store.parameter_name(site.id)
+    context.store.create(name, _encode(raw), secure=args.secure)
+    print(f"added {site.id} ({name})")
+    return 0
+
+
+def _set(args: argparse.Namespace) -> int:
+    changes: JsonObject = {}
+    for item in args.changes:
+        key, text = _key_value(item, None)
+        if key not in Site.__dataclass_fields__:
+            allowed = ", ".join(Site.__dataclass_fields__)
+            raise SiteError(f"unknown key {key!r} (allowed: {allowed})")
+        if key == "id":
+            raise SiteError(
+                "cannot be changed: add the site under the new id and remove this one", field="id"
+            )
+        changes[key] = _UNSET if text == "" else _parse_value(text)
+
+    def change(raw: JsonObject) -> None:
+        for key, value in changes.items():
+            if value is _UNSET:
+                raw.pop(key, None)
+            else:
+                raw[key] = value
+
+    return _edit(args, change, f"updated {args.id}", secure=args.secure)
+
+
+def _toggle(enabled: bool) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        def change(raw: JsonObject) -> None:
+            raw["enabled"] = enabled
+
+        return _edit(args, change, f"{'enabled' if enabled else 'disabled'} {args.id}")
+
+    return handler
+
+
+def _remove(args: argparse.Namespace) -> int:
+    context = _context(args)
+    context.site(args.id)
+    current, value, index = _stored(context, args.id)
+    if index is None:
+        context.store.delete(current)
+    else:
+        assert isinstance(value, list)
+        del value[index]
+        if value:
+            context.store.update(current, _encode(value), secure=current.secure)
+        else:
+            context.store.delete(current)
+    print(f"removed {args.id} ({current.name})")
+    return 0
+
+
+def _edit(
+    args: argparse.Namespace,
+    change: Callable[[JsonObject], None],
+    done: str,
+    *,
+    secure: bool = False,
+) -> int:
+    """Read-modify-write of the one entry holding ``args.id``, validated before writing."""
+    context = _context(args)
+    context.site(args.id)
+    current, value, index = _stored(context, args.id)
+    raw: JsonObject = dict(value if index is None else value[index])
+    change(raw)
+    default_id = current.name.rsplit("/", 1)[-1] if index is None else None
+    Site.from_dict(raw, default_id=default_id)  # raises SiteError naming the field
+    new_value: Any = raw
+    if index is not None:
+        new_value = list(value)
+        new_value[index] = raw
+    context.store.update(current, _encode(new_value), secure=secure or current.secure)
+    print(f"{done} ({current.name})")
+    return 0
+
+
+def _stored(context: _Context, site_id: str) -> tuple[StoredParameter, Any, int | None]:
+    """The parameter holding ``site_id``, its parsed value, and the index inside an array."""
+    name = context.where[site_id]
+    current = context.store.get(name)
+    if current is None:
+        raise SiteError(f"{name} disappeared while reading; run again", field="id")
+    value = json.loads(current.value)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict) and item.get("id") == site_id:
+                return current, value, index
+        raise SiteError(f"{site_id!r} is no longer in {name}; run again", field="id")
+    return current, value, None
+
+
+def _import(args: argparse.Namespace) -> int:
+    entries = _read_list(args.file)
+    errors: list[str] = []
+    sites: list[Site] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and "id" not in entry:
+            errors.append(f"[{index}] id: is required")
+            continue
+        try:
+            site = Site.from_dict(entry)
+        except SiteError as error:
+            errors.append(f"[{index}] {error}")
+            continue
+        if site.id in seen:
+            errors.append(f"[{index}] id: duplicate {site.id!r}, already at [{seen[site.id]}]")
+            continue
+        seen[site.id] = index
+        sites.append(site)
+    if errors:
+        raise SiteError(
+            f"{args.file}: {len(errors)} invalid entries, nothing written:\n  "
+            + "\n  ".join(errors)
+        )
+
+    context = _context(args)
+    plans: list[tuple[str, Any, StoredParameter | None]] = []
+    for site in sites:
+        name = context.store.parameter_name(site.id)
+        holder = context.where.get(site.id)
+        if holder is not None and holder != name:
+            errors.append(
+                f"[{seen[site.id]}] id: {site.id!r} already exists in {holder}; "
+                "edit it there or remove it first"
+            )
+            continue
+        plans.append((name, entries[seen[site.id]], context.store.get(name)))
+    if errors:
+        raise SiteError(f"{args.file}: nothing written:\n  " + "\n  ".join(errors))
+
+    created = updated = unchanged = 0
+    for name, raw, current in plans:
+        value = _encode(raw)
+        if current is None:
+            context.store.create(name, value, secure=args.secure)
+            created += 1
+        elif current.value == value and (current.secure or not args.secure):
+            unchanged += 1
+        else:
+            context.store.update(current, value, secure=args.secure or current.secure)
+            updated += 1
+    print(f"imported {len(plans)} sites: {created} added, {updated} updated, {unchanged} unchanged")
+    return 0
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _key_value(item: str, field: str | None) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise SiteError(f"{item!r} is not KEY=VALUE", field=field)
+    return key.strip(), value
+
+
+def _parse_value(text: str) -> Any:
+    """JSON when it parses (numbers, true/false, lists, objects), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _status_list(values: Sequence[str]) -> list[int | str]:
+    codes: list[int | str] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            codes.append(int(part) if part.isdigit() else part)
+    return codes
+
+
+def _id_from_url(url: str) -> str:
+    """A readable default id: the host name, lowercased, in the id alphabet."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        host = ""
+    candidate = re.sub(r"[^a-z0-9._-]+", "-", host).strip("-._")[:63]
+    if not SITE_ID_PATTERN.fullmatch(candidate):
+        raise SiteError(f"cannot derive an id from {url!r}; pass --id", field="id")
+    return candidate
+
+
+def _refuse_taken(context: _Context, site_id: str) -> None:
+    holder = context.where.get(site_id)
+    if holder is not None:
+        raise SiteError(f"{site_id!r} already exists in {holder}; pick another --id", field="id")
+
+
+def _read_list(file: str) -> list[Any]:
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except OSError as error:
+        raise SiteError(f"{file}: cannot read: {error.strerror or error}") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise SiteError(f"{file}: neither JSON nor YAML: {error}") from None
+    if not isinstance(data, list):
+        raise SiteError(f"{file}: expected a list of site objects, got {type(data).__name__}")
+    return data
