@@ -1,0 +1,339 @@
+"""The PostgreSQL connection: settings, TLS, credentials, and one reused connection.
+
+Two ways to say where the database is:
+
+- ``DATABASE_URL``: ``postgresql://user:password@host:port/dbname``, or the unix-socket form
+  ``postgresql://user@/dbname?host=/socket/dir`` that embedded servers give. TLS only when
+  the URL asks for it (``?sslmode=require|verify-ca|verify-full``; all three verify).
+- In AWS: ``DB_HOST``, ``DB_PORT``, ``DB_NAME``, ``DB_USER`` and either ``DB_SECRET_ARN``
+  (a Secrets Manager secret with ``password``, as RDS writes it) or ``DB_IAM_AUTH=true``
+  (an RDS IAM token per connection). Always TLS with certificate verification, against
+  ``DB_SSL_ROOT_CERT`` (the RDS CA bundle) when set, else the system trust store.
+
+The database named in the settings is created when it does not exist. A ``Database`` keeps
+one connection per container and reconnects after a failure; pg8000 errors that mean "the
+server is unreachable or the connection broke" become ``StoreUnavailable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import ssl
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pg8000.exceptions
+import pg8000.native
+
+from webchecker.config import env_bool, env_float, env_int, env_optional, env_str
+from webchecker.exceptions import ConfigurationError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCHEMA = "webchecker"
+DEFAULT_PORT = 5432
+DEFAULT_TIMEOUT = 30.0  # socket timeout for connect and every statement
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_VERIFYING_SSLMODES = {"require", "verify-ca", "verify-full"}
+# SQLSTATE classes and codes that mean "not reachable now, try again later"
+_UNAVAILABLE_CLASSES = ("08", "53", "57P")
+_INVALID_CATALOG_NAME = "3D000"
+_DUPLICATE_DATABASE = "42P04"
+_UNIQUE_VIOLATION = "23505"
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a SQL identifier (double-quoted)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseSettings:
+    """Where the database is and how to log in. ``from_env()`` or ``from_url()``."""
+
+    database: str
+    user: str
+    host: str | None = None
+    port: int = DEFAULT_PORT
+    unix_socket_dir: str | None = None
+    password: str | None = field(default=None, repr=False)
+    secret_arn: str | None = None
+    iam_auth: bool = False
+    tls: bool = False
+    ssl_root_cert: str | None = None
+    region: str | None = None
+    schema: str = DEFAULT_SCHEMA
+    timeout: float = DEFAULT_TIMEOUT
+    application_name: str = "webchecker"
+
+    def __post_init__(self) -> None:
+        if not _IDENTIFIER.fullmatch(self.schema):
+            raise ConfigurationError(
+                f"DB_SCHEMA={self.schema!r}: expected a lower-case identifier ([a-z_][a-z0-9_]*)"
+            )
+        if self.host is None and self.unix_socket_dir is None:
+            raise ConfigurationError("database settings need a host or a unix socket directory")
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> DatabaseSettings:
+        """Settings from a ``postgresql://`` URL (``?host=/dir`` selects a unix socket)."""
+        parts = urlsplit(url)
+        if parts.scheme not in {"postgres", "postgresql"}:
+            raise ConfigurationError("DATABASE_URL: expected a postgresql:// URL")
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        socket_dir = query.get("host") if query.get("host", "").startswith("/") else None
+        try:
+            port = parts.port or int(query.get("port", DEFAULT_PORT))
+        except ValueError:
+            raise ConfigurationError("DATABASE_URL: the port is not a number") from None
+        values: dict[str, Any] = {
+            "database": unquote(parts.path.lstrip("/")) or "postgres",
+            "user": unquote(parts.username or "postgres"),
+            "password": unquote(parts.password) if parts.password else None,
+            "host": None if socket_dir else (parts.hostname or query.get("host") or "localhost"),
+            "port": port,
+            "unix_socket_dir": socket_dir,
+            "tls": query.get("sslmode", "disable") in _VERIFYING_SSLMODES,
+            "ssl_root_cert": query.get("sslrootcert"),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DatabaseSettings:
+        """``DATABASE_URL`` if set, else the ``DB_*`` variables (AWS: always verified TLS)."""
+        common: dict[str, Any] = {
+            "schema": env_str("DB_SCHEMA", DEFAULT_SCHEMA, env),
+            "timeout": env_float("DB_TIMEOUT", DEFAULT_TIMEOUT, env, minimum=0.1),
+        }
+        url = env_optional("DATABASE_URL", env)
+        if url:
+            return cls.from_url(url, **common)
+        host = env_optional("DB_HOST", env)
+        if host is None:
+            raise ConfigurationError("set DATABASE_URL, or DB_HOST with DB_NAME and DB_USER")
+        secret_arn = env_optional("DB_SECRET_ARN", env)
+        iam_auth = env_bool("DB_IAM_AUTH", False, env)
+        if (secret_arn is None) == (not iam_auth):
+            raise ConfigurationError("set exactly one of DB_SECRET_ARN and DB_IAM_AUTH=true")
+        return cls(
+            host=host,
+            port=env_int("DB_PORT", DEFAULT_PORT, env, minimum=1, maximum=65535),
+            database=env_str("DB_NAME", "webchecker", env),
+            user=env_str("DB_USER", "webchecker", env),
+            secret_arn=secret_arn,
+            iam_auth=iam_auth,
+            tls=True,
+            ssl_root_cert=env_optional("DB_SSL_ROOT_CERT", env),
+            region=env_optional("AWS_REGION", env) or env_optional("AWS_DEFAULT_REGION", env),
+            **common,
+        )
+
+    def for_database(self, database: str) -> DatabaseSettings:
+        return replace(self, database=database)
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """A verifying context when TLS is on; ``False`` (never pg8000's silent fallback)."""
+        if not self.tls:
+            return False
+        context = ssl.create_default_context(cafile=self.ssl_root_cert)
+        context.check_hostname = True
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
+class Credentials:
+    """Resolves the password: given, from Secrets Manager, or an RDS IAM token."""
+
+    def __init__(
+        self,
+        settings: DatabaseSettings,
+        *,
+        secrets_client: SecretsManagerClient | None = None,
+        rds_client: RDSClient | None = None,
+    ) -> None:
+        self._settings = settings
+        self._secrets_client = secrets_client
+        self._rds_client = rds_client
+
+    def password(self) -> str | None:
+        settings = self._settings
+        if settings.iam_auth:
+            if self._rds_client is None:
+                import boto3
+
+                self._rds_client = boto3.client("rds", region_name=settings.region)
+            # tokens live 15 minutes and are only checked at login: one per connection
+            return self._rds_client.generate_db_auth_token(
+                DBHostname=settings.host or "",
+                Port=settings.port,
+                DBUsername=settings.user,
+                Region=settings.region or self._rds_client.meta.region_name,
+            )
+        if settings.secret_arn:
+            if self._secrets_client is None:
+                import boto3
+
+                self._secrets_client = boto3.client("secretsmanager", region_name=settings.region)
+            # fetched at every (re)connect, so a rotated password is picked up
+            secret = self._secrets_client.get_secret_value(SecretId=settings.secret_arn)
+            try:
+                password: str = json.loads(secret["SecretString"])["password"]
+            except (KeyError, ValueError, TypeError):
+                raise ConfigurationError(
+                    f"DB_SECRET_ARN={settings.secret_arn}: expected a JSON secret with 'password'"
+                ) from None
+            return password
+        return settings.password
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when ``error`` means the server cannot be reached or the connection broke."""
+    if isinstance(error, pg8000.exceptions.InterfaceError | OSError | struct.error | EOFError):
+        return True
+    if isinstance(error, pg8000.exceptions.DatabaseError):
+        code = sqlstate(error)
+        return code is not None and code.startswith(_UNAVAILABLE_CLASSES)
+    return False
+
+
+def sqlstate(error: pg8000.exceptions.DatabaseError) -> str | None:
+    """The SQLSTATE code of a server error, e.g. ``23505``."""
+    detail = error.args[0] if error.args else None
+    if isinstance(detail, dict):
+        code = detail.get("C")
+        return str(code) if code is not None else None
+    return None
+
+
+def _open(settings: DatabaseSettings, password: str | None) -> pg8000.native.Connection:
+    unix_sock = (
+        f"{settings.unix_socket_dir}/.s.PGSQL.{settings.port}" if settings.unix_socket_dir else None
+    )
+    return pg8000.native.Connection(
+        settings.user,
+        host=settings.host or "localhost",
+        port=settings.port,
+        database=settings.database,
+        password=password,
+        unix_sock=unix_sock,
+        ssl_context=settings.ssl_context(),
+        timeout=settings.timeout,
+        application_name=settings.application_name,
+        tcp_keepalive=True,
+    )
+
+
+def connect(settings: DatabaseSettings, credentials: Credentials) -> pg8000.native.Connection:
+    """A new connection; creates the database first when it does not exist."""
+    try:
+        return _open(settings, credentials.password())
+    except pg8000.exceptions.DatabaseError as error:
+        if sqlstate(error) != _INVALID_CATALOG_NAME:
+            raise _convert(error) from error
+    except Exception as error:
+        raise _convert(error) from error
+    create_database(settings, credentials)
+    try:
+        return _open(settings, credentials.password())
+    except Exception as error:
+        raise _convert(error) from error
+
+
+def create_database(settings: DatabaseSettings, credentials: Credentials) -> None:
+    """``CREATE DATABASE`` through the ``postgres`` maintenance database; a race is fine."""
+    logger.info("creating database %s", settings.database)
+    try:
+        admin = _open(settings.for_database("postgres"), credentials.password())
+    except Exception as error:
+        raise _convert(error) from error
+    try:
+        admin.run(f"CREATE DATABASE {quote_identifier(settings.database)}")
+    except pg8000.exceptions.DatabaseError as error:
+        # another writer created it between our two connects
+        if sqlstate(error) not in {_DUPLICATE_DATABASE, _UNIQUE_VIOLATION}:
+            raise _convert(error) from error
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+
+
+def _convert(error: BaseException) -> BaseException:
+    if is_unavailable(error):
+        return StoreUnavailable(f"database unavailable: {error}")
+    return error
+
+
+class Database:
+    """One connection per container, opened on first use and re-opened after a failure."""
+
+    def __init__(
+        self,
+        settings: DatabaseSettings,
+        *,
+        secrets_client: SecretsManagerClient | None = None,
+        rds_client: RDSClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self._credentials = Credentials(
+            settings, secrets_client=secrets_client, rds_client=rds_client
+        )
+        self._connection: pg8000.native.Connection | None = None
+
+    @property
+    def schema(self) -> str:
+        return self.settings.schema
+
+    def connection(self) -> pg8000.native.Connection:
+        if self._connection is None:
+            self._connection = connect(self.settings, self._credentials)
+        return self._connection
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[pg8000.native.Connection]:
+        """A transaction on the shared connection: commit on success, roll back on error.
+
+        When the connection is broken the error becomes ``StoreUnavailable`` and the next
+        call reconnects.
+        """
+        connection = self.connection()
+        try:
+            connection.run("BEGIN")
+            yield connection
+            connection.run("COMMIT")
+        except BaseException as error:
+            self._rollback_or_drop(connection, error)
+            if is_unavailable(error):
+                raise StoreUnavailable(f"database unavailable: {error}") from error
+            raise
+
+    def _rollback_or_drop(self, connection: pg8000.native.Connection, error: BaseException) -> None:
+        if is_unavailable(error):
+            self.close()
+            return
+        try:
+            connection.run("ROLLBACK")
+        except Exception:
+            self.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

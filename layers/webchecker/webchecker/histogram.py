@@ -1,0 +1,68 @@
+"""Fixed-bucket latency histograms: mergeable across hours, so percentiles can be estimated
+over any range of hourly rollups (exact percentiles cannot be added up).
+
+Bucket ``i`` counts latencies in ``[BOUNDS_MS[i-1], BOUNDS_MS[i])``: bucket 0 is below the
+first bound, the last bucket is at or above the last one. This is what PostgreSQL's
+``width_bucket(latency, BOUNDS_MS)`` returns, so the database fills the histograms and
+Python reads them. Changing the bounds needs a migration that rewrites the rollups.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+
+#: Upper bounds in milliseconds, roughly logarithmic from 5 ms to 60 s.
+BOUNDS_MS: tuple[float, ...] = (
+    5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500, 750,
+    1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000, 60000,
+)  # fmt: skip
+BUCKETS = len(BOUNDS_MS) + 1
+
+
+def bucket_of(latency_ms: float) -> int:
+    """The bucket index of one latency (the same as PostgreSQL's ``width_bucket``)."""
+    return bisect.bisect_right(BOUNDS_MS, latency_ms)
+
+
+def histogram_of(latencies_ms: Iterable[float]) -> list[int]:
+    counts = [0] * BUCKETS
+    for latency in latencies_ms:
+        counts[bucket_of(latency)] += 1
+    return counts
+
+
+def merge(histograms: Iterable[Sequence[int]]) -> list[int]:
+    total = [0] * BUCKETS
+    for histogram in histograms:
+        for index, count in enumerate(histogram):
+            total[index] += count
+    return total
+
+
+def percentile(
+    histogram: Sequence[int], fraction: float, *, minimum: float, maximum: float
+) -> float | None:
+    """Estimated latency below which ``fraction`` of the samples fall (None when empty).
+
+    Interpolates linearly inside the bucket; ``minimum`` and ``maximum`` (the exact extremes,
+    kept next to the histogram) bound the open-ended first and last buckets and clamp the
+    result, so a single sample gives its own value back.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be within 0..1, not {fraction}")
+    total = sum(histogram)
+    if total == 0:
+        return None
+    rank = fraction * total
+    seen = 0
+    for index, count in enumerate(histogram):
+        if count == 0 or seen + count < rank:
+            seen += count
+            continue
+        low = BOUNDS_MS[index - 1] if index > 0 else minimum
+        high = BOUNDS_MS[index] if index < len(BOUNDS_MS) else maximum
+        low, high = max(low, minimum), min(high, maximum)
+        estimate = low + (high - low) * (rank - seen) / count
+        return min(max(estimate, minimum), maximum)
+    return maximum

@@ -1,0 +1,285 @@
+"""Writing a batch of Kafka records into PostgreSQL: validated, idempotent, one transaction.
+
+Per batch:
+1. each record's value goes through ``CheckResult.from_json``; what fails becomes a reject
+   (topic, partition, offset, raw bytes, reason) and never fails the batch;
+2. valid results are deduplicated by ``check_id`` within the batch (the first one wins);
+3. one transaction: ``COPY`` into a session temporary table, then one
+   ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` into ``checks`` whose returned rows,
+   and only those, feed the upsert of the hourly rollups (a redelivery adds nothing);
+   rejects are inserted ``ON CONFLICT DO NOTHING`` on their Kafka position.
+
+``COPY`` into a temporary table was chosen by measurement (``bench/bench_writer.py``): it
+is close to a raw ``COPY``; ``jsonb_to_recordset`` and ``unnest`` spend their time quoting
+parameters in pure Python (pg8000), and ``executemany`` is one round trip per row.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import pg8000.native
+
+from webchecker.database import Database, quote_identifier
+from webchecker.exceptions import InvalidMessage
+from webchecker.histogram import BOUNDS_MS, BUCKETS
+from webchecker.migrations import RetentionSettings, ensure_partitions, month_start
+from webchecker.msk import KafkaRecord
+from webchecker.results import SCHEMA_VERSION, CheckResult
+
+logger = logging.getLogger(__name__)
+
+#: Columns written for each check, in COPY order (``stored_at`` takes its default).
+COLUMNS: tuple[str, ...] = (
+    "check_id", "schema", "site_id", "url", "region", "scheduled_at", "checked_at",
+    "response_time_ms", "status_code", "ok", "error", "error_detail", "regex_matched",
+    "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "tls_cert_expires_at",
+)  # fmt: skip
+_TEMP_TABLE = "webchecker_incoming"
+_REJECTS_PER_STATEMENT = 500
+_PARTITIONS_AHEAD_MONTHS = 2  # a clock far in the future lands in the default partition
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reject:
+    topic: str
+    partition: int
+    offset: int
+    raw: bytes | None
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchOutcome:
+    """What happened to one batch; the writer's return value (DESIGN.md)."""
+
+    received: int
+    inserted: int
+    duplicates: int
+    rejected: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    results: tuple[CheckResult, ...]  # valid and unique by check_id, in arrival order
+    rejects: tuple[Reject, ...]
+    received: int
+    valid: int  # valid records, counting repeats of a check_id within the batch
+
+
+def parse_records(records: Iterable[KafkaRecord]) -> ParsedBatch:
+    """Validates every record; invalid ones become rejects, repeats are dropped."""
+    results: dict[str, CheckResult] = {}
+    rejects: dict[tuple[str, int, int], Reject] = {}
+    received = valid = 0
+    for record in records:
+        received += 1
+        try:
+            if record.value_error is not None:
+                raise InvalidMessage(record.value_error)
+            result = CheckResult.from_json(record.value)
+        except InvalidMessage as error:
+            rejects.setdefault(
+                record.position,
+                Reject(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    raw=record.value,
+                    reason=str(error),
+                ),
+            )
+            continue
+        valid += 1
+        results.setdefault(result.check_id, result)
+    return ParsedBatch(
+        results=tuple(results.values()),
+        rejects=tuple(rejects.values()),
+        received=received,
+        valid=valid,
+    )
+
+
+# -- COPY text format --------------------------------------------------------------------
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _field(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return str(value).translate(_ESCAPES)
+
+
+def copy_line(result: CheckResult) -> str:
+    """One row of ``COPY ... FROM STDIN`` (text format) in ``COLUMNS`` order."""
+    values = (
+        result.check_id, SCHEMA_VERSION, result.site_id, result.url, result.region,
+        result.scheduled_at, result.checked_at, result.response_time_ms, result.status_code,
+        result.ok, result.error, result.error_detail, result.regex_matched, result.dns_ms,
+        result.connect_ms, result.tls_ms, result.ttfb_ms, result.tls_cert_expires_at,
+    )  # fmt: skip
+    return "\t".join(map(_field, values)) + "\n"
+
+
+def copy_text(results: Iterable[CheckResult]) -> str:
+    return "".join(map(copy_line, results))
+
+
+# -- SQL ---------------------------------------------------------------------------------
+
+
+def _insert_sql(schema: str) -> str:
+    """Insert from the temp table; the rows actually inserted feed the hourly rollup."""
+    quoted = quote_identifier(schema)
+    columns = ", ".join(COLUMNS)
+    bounds = "'{" + ",".join(f"{bound:g}" for bound in BOUNDS_MS) + "}'::double precision[]"
+    buckets = ", ".join(
+        f"count(*) FILTER (WHERE width_bucket(response_time_ms, {bounds}) = {index})"
+        for index in range(BUCKETS)
+    )
+    return f"""
+WITH inserted AS (
+    INSERT INTO {quoted}.checks ({columns})
+    SELECT {columns} FROM pg_temp.{_TEMP_TABLE}
+    ON CONFLICT (check_id, checked_at) DO NOTHING
+    RETURNING site_id, checked_at, ok, response_time_ms
+), hourly AS (
+    SELECT site_id, date_trunc('hour', checked_at, 'UTC') AS hour,
+           count(*) AS checks,
+           count(*) FILTER (WHERE NOT ok) AS failures,
+           count(response_time_ms) AS latency_count,
+           coalesce(sum(response_time_ms), 0) AS latency_sum_ms,
+           min(response_time_ms) AS latency_min_ms,
+           max(response_time_ms) AS latency_max_ms,
+           ARRAY[{buckets}]::integer[] AS latency_histogram
+    FROM inserted
+    GROUP BY 1, 2
+), rolled_up AS (
+    INSERT INTO {quoted}.checks_hourly AS h (site_id, hour, checks, failures, latency_count,
+        latency_sum_ms, latency_min_ms, latency_max_ms, latency_histogram)
+    -- a fixed order, so that concurrent writers lock rollup rows without deadlocks
+    SELECT * FROM hourly ORDER BY site_id, hour
+    ON CONFLICT (site_id, hour) DO UPDATE SET
+        checks = h.checks + excluded.checks,
+        failures = h.failures + excluded.failures,
+        latency_count = h.latency_count + excluded.latency_count,
+        latency_sum_ms = h.latency_sum_ms + excluded.latency_sum_ms,
+        latency_min_ms = least(h.latency_min_ms, excluded.latency_min_ms),
+        latency_max_ms = greatest(h.latency_max_ms, excluded.latency_max_ms),
+        latency_histogram = ARRAY(
+            SELECT a + b
+            FROM unnest(h.latency_histogram, excluded.latency_histogram)
+                WITH ORDINALITY AS u(a, b, i)
+            ORDER BY i)
+)
+SELECT count(*) FROM inserted
+"""
+
+
+def _rejects_sql(schema: str, rows: int) -> str:
+    values = ", ".join(
+        f"(:topic{i}, :partition{i}, :offset{i}, :raw{i}, :reason{i})" for i in range(rows)
+    )
+    return (
+        f'INSERT INTO {quote_identifier(schema)}.check_rejects (topic, partition, "offset", raw,'
+        f' reason) VALUES {values} ON CONFLICT (topic, partition, "offset") DO NOTHING'
+    )
+
+
+class CheckStore:
+    """Writes batches into one database; keeps per-container state (known partitions)."""
+
+    def __init__(self, database: Database, *, retention: RetentionSettings | None = None) -> None:
+        self.database = database
+        self.retention = retention or RetentionSettings()
+        self._insert = _insert_sql(database.schema)
+        self._known_months: set[date] = set()
+        self._temp_table_on: pg8000.native.Connection | None = None
+
+    def write(self, records: Iterable[KafkaRecord]) -> BatchOutcome:
+        """Stores a batch in one transaction; raises ``StoreUnavailable`` to have it retried."""
+        batch = parse_records(records)
+        self._ensure_partitions(batch.results)
+        inserted = 0
+        try:
+            with self.database.transaction() as connection:
+                if batch.results:
+                    self._ensure_temp_table(connection)
+                    connection.run(
+                        f"COPY pg_temp.{_TEMP_TABLE} ({', '.join(COLUMNS)}) FROM STDIN",
+                        stream=io.StringIO(copy_text(batch.results)),
+                    )
+                    inserted = int(connection.run(self._insert)[0][0])
+                self._insert_rejects(connection, batch.rejects)
+        except BaseException:
+            self._temp_table_on = None  # its CREATE may have been rolled back with the batch
+            raise
+        for reject in batch.rejects:
+            logger.warning(
+                "rejected %s-%s@%s: %s",
+                reject.topic,
+                reject.partition,
+                reject.offset,
+                reject.reason,
+            )
+        return BatchOutcome(
+            received=batch.received,
+            inserted=inserted,
+            duplicates=batch.valid - inserted,
+            rejected=len(batch.rejects),
+        )
+
+    def _ensure_temp_table(self, connection: pg8000.native.Connection) -> None:
+        # one per session, emptied at every commit; re-made after a reconnect
+        if self._temp_table_on is connection:
+            return
+        connection.run(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP_TABLE} ON COMMIT DELETE ROWS AS"
+            f" SELECT {', '.join(COLUMNS)} FROM {quote_identifier(self.database.schema)}.checks"
+            " WITH NO DATA"
+        )
+        self._temp_table_on = connection
+
+    def _ensure_partitions(self, results: Sequence[CheckResult]) -> None:
+        """Creates missing monthly partitions for the batch's months within a sane range."""
+        now = datetime.now(UTC)
+        earliest = month_start(
+            (now - timedelta(days=self.retention.retention_days or 36600)).date()
+        )
+        latest = month_start((now + timedelta(days=31 * _PARTITIONS_AHEAD_MONTHS)).date())
+        months = {month_start(result.checked_at.date()) for result in results}
+        wanted = {m for m in months - self._known_months if earliest <= m <= latest}
+        if wanted:
+            self._known_months |= ensure_partitions(self.database, wanted)
+
+    def _insert_rejects(
+        self, connection: pg8000.native.Connection, rejects: Sequence[Reject]
+    ) -> None:
+        for start in range(0, len(rejects), _REJECTS_PER_STATEMENT):
+            chunk = rejects[start : start + _REJECTS_PER_STATEMENT]
+            params: dict[str, object] = {}
+            for i, reject in enumerate(chunk):
+                params.update(
+                    {
+                        f"topic{i}": reject.topic,
+                        f"partition{i}": reject.partition,
+                        f"offset{i}": reject.offset,
+                        f"raw{i}": reject.raw,
+                        f"reason{i}": reject.reason,
+                    }
+                )
+            connection.run(_rejects_sql(self.database.schema, len(chunk)), **params)
