@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import resource
+import signal
 import sys
 import threading
 import time
@@ -143,7 +144,11 @@ def load_handler(
 
 def _worker_init(spec: FunctionSpec, env: Mapping[str, str], log_path: str | None) -> None:
     global _handler
+    # Ctrl-C in the terminal reaches the whole process group: the stack, not its
+    # containers, decides when they stop (after in-flight invocations).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", spec.name)
     os.environ.update(spec.env)
     os.environ["AWS_LAMBDA_FUNCTION_NAME"] = spec.name
     os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(spec.memory_mb)
