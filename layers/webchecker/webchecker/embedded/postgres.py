@@ -67,7 +67,7 @@ def _pgserver() -> ModuleType:
 
 
 def _binaries() -> Path:
-    return Path(_pgserver().POSTGRES_BIN_PATH)
+    return Path(_pgserver()._commands.POSTGRES_BIN_PATH)  # not exported by pgserver/__init__
 
 
 def _process_started_at(pid: int) -> float | None:
