@@ -134,6 +134,7 @@ async def open_stream(
     *,
     phases: Phases,
     allow_private: bool,
+    allowed_networks: tuple[guard.IPNetwork, ...] = (),
     ssl_context: ssl.SSLContext | None,
 ) -> CheckStream:
     """Resolves ``host`` once, refuses blocked addresses, connects, and starts TLS if asked.
@@ -152,7 +153,7 @@ async def open_stream(
     if not addresses:
         raise CheckFailure("dns", f"cannot resolve {host}: no addresses")
     if not allow_private:
-        blocked = guard.first_blocked(addresses)
+        blocked = guard.first_blocked(addresses, allowed=allowed_networks)
         if blocked is not None:
             address, reason = blocked
             shown = "" if str(address) == host.strip("[]") else f" resolves to {address}, which"

@@ -91,13 +91,31 @@ def blocked_reason(address: IPAddress | str) -> str | None:
     return None
 
 
-def first_blocked(addresses: Sequence[IPAddress]) -> tuple[IPAddress, str] | None:
-    """The first address in ``addresses`` that is blocked, with the reason."""
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def first_blocked(
+    addresses: Sequence[IPAddress], *, allowed: Sequence[IPNetwork] = ()
+) -> tuple[IPAddress, str] | None:
+    """The first address in ``addresses`` that is blocked, with the reason.
+
+    ``allowed`` lists internal networks that are explicitly permitted (an operator's
+    exception for one internal service, not a way to open everything).
+    """
     for address in addresses:
+        if any(address in network for network in allowed):
+            continue
         reason = blocked_reason(address)
         if reason is not None:
             return address, reason
     return None
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated networks in CIDR form (``10.1.2.0/24, fd00::/64``); raises ValueError."""
+    return tuple(
+        ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip()
+    )
 
 
 def literal_address(host: str) -> IPAddress | None:

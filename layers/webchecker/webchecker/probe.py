@@ -35,6 +35,7 @@ import httpx
 from webchecker.config import env_bool, env_int, env_optional, env_str
 from webchecker.connection import CheckFailure, Phases, open_stream
 from webchecker.exceptions import ConfigurationError
+from webchecker.guard import IPNetwork, parse_networks
 from webchecker.results import CheckResult, truncate_detail
 from webchecker.sites import Site
 
@@ -60,6 +61,7 @@ class ProbeSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     allow_private_targets: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     user_agent: str = DEFAULT_USER_AGENT
     ca_bundle: str | None = None
@@ -84,6 +86,14 @@ class ProbeSettings:
                 raise ConfigurationError(
                     f"CHECKER_CA_BUNDLE={ca_bundle!r}: not a readable PEM bundle ({error})"
                 ) from None
+        raw_networks = env_str("CHECKER_ALLOWED_NETWORKS", "", env)
+        try:
+            allowed_networks = parse_networks(raw_networks)
+        except ValueError as error:
+            raise ConfigurationError(
+                f"CHECKER_ALLOWED_NETWORKS={raw_networks!r}: {error} "
+                "(expected comma-separated networks such as 10.1.2.0/24)"
+            ) from None
         return cls(
             concurrency=env_int(
                 "CHECKER_CONCURRENCY", DEFAULT_CONCURRENCY, env, minimum=1, maximum=10_000
@@ -92,6 +102,7 @@ class ProbeSettings:
                 "CHECKER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, env, minimum=0
             ),
             allow_private_targets=env_bool("CHECKER_ALLOW_PRIVATE_TARGETS", False, env),
+            allowed_networks=allowed_networks,
             max_redirects=env_int(
                 "CHECKER_MAX_REDIRECTS", DEFAULT_MAX_REDIRECTS, env, minimum=0, maximum=50
             ),
@@ -259,6 +270,7 @@ class _Check:
             port,
             phases=self.phases,
             allow_private=self.settings.allow_private_targets,
+            allowed_networks=self.settings.allowed_networks,
             ssl_context=(
                 _ssl_context(self.site.verify_tls, self.settings.ca_bundle)
                 if scheme == "https"

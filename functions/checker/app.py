@@ -1,0 +1,28 @@
+"""Checker: check a shard of sites concurrently and publish one result per check to Kafka."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from webchecker.checker import run_checks
+from webchecker.probe import ProbeSettings
+from webchecker.transport import KafkaPublisher, KafkaSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+# Cold start: bad configuration fails here; the producer is created on the first publish
+# and reused by every later invocation of this container.
+PROBE = ProbeSettings.from_env()
+PUBLISHER = KafkaPublisher(KafkaSettings.from_env())
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_checks(event, settings=PROBE, publisher=PUBLISHER, metrics=metrics)

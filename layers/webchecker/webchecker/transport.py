@@ -1,0 +1,367 @@
+"""Kafka transport: publishing check results to the topic, and reading them back.
+
+``KafkaSettings.from_env()`` reads the connection and topic settings once per container;
+a :class:`KafkaPublisher` creates its confluent-kafka producer lazily, on the first
+publish, and reuses it for every later invocation of the same container. ``publish``
+flushes before it returns and raises ``PublishError`` unless every message was delivered
+within the delivery timeout, which is kept well below the Lambda timeout.
+
+MSK does not create topics on first use, so the publisher makes sure the topic exists (once
+per container) with the configured partitions, replication and retention. With
+``KAFKA_AUTH=iam`` the clients authenticate with SASL/OAUTHBEARER, signing tokens with
+``aws-msk-iam-sasl-signer-python``; ``none`` is plaintext, for local brokers.
+
+librdkafka's own log lines and errors go to the ``webchecker.transport`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from webchecker.config import env_bool, env_choice, env_int, env_optional, env_str
+from webchecker.exceptions import ConfigurationError, PublishError
+from webchecker.results import CheckResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TOPIC = "webchecker.checks"
+AUTH_MODES = ("iam", "none")
+DEFAULT_AUTH = "none"
+COMPRESSION_TYPES = ("zstd", "lz4", "gzip", "snappy", "none")
+DEFAULT_COMPRESSION = "zstd"
+DEFAULT_DELIVERY_TIMEOUT_MS = 30_000  # the checker's Lambda timeout must be well above this
+DEFAULT_LINGER_MS = 20
+DEFAULT_TOPIC_PARTITIONS = 6
+DEFAULT_TOPIC_REPLICATION_FACTOR = -1  # the cluster's default.replication.factor
+DEFAULT_TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
+# Looking the topic up (and creating it) has its own, shorter bound.
+MAX_METADATA_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaSettings:
+    """Where and how check results are published; built once with :meth:`from_env`."""
+
+    bootstrap_servers: str
+    topic: str = DEFAULT_TOPIC
+    auth: str = DEFAULT_AUTH
+    region: str | None = None
+    client_id: str = "webchecker"
+    delivery_timeout_ms: int = DEFAULT_DELIVERY_TIMEOUT_MS
+    compression: str = DEFAULT_COMPRESSION
+    linger_ms: int = DEFAULT_LINGER_MS
+    create_topic: bool = True
+    topic_partitions: int = DEFAULT_TOPIC_PARTITIONS
+    topic_replication_factor: int = DEFAULT_TOPIC_REPLICATION_FACTOR
+    topic_retention_ms: int = DEFAULT_TOPIC_RETENTION_MS
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers.strip():
+            raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is required (host:port,...)")
+        if self.auth not in AUTH_MODES:
+            raise ConfigurationError(f"KAFKA_AUTH={self.auth!r}: expected one of iam, none")
+        if self.auth == "iam" and not self.region:
+            raise ConfigurationError("KAFKA_AUTH=iam needs AWS_REGION (to sign the MSK token)")
+        if self.compression not in COMPRESSION_TYPES:
+            raise ConfigurationError(
+                f"KAFKA_COMPRESSION={self.compression!r}: expected one of "
+                f"{', '.join(COMPRESSION_TYPES)}"
+            )
+        if self.linger_ms >= self.delivery_timeout_ms:
+            raise ConfigurationError("KAFKA_LINGER_MS must be below KAFKA_DELIVERY_TIMEOUT_MS")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaSettings:
+        """Settings from ``KAFKA_*`` variables and ``AWS_REGION``; errors name the variable."""
+        bootstrap = env_optional("KAFKA_BOOTSTRAP_SERVERS", env)
+        if bootstrap is None:
+            raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is required (host:port,...)")
+        return cls(
+            bootstrap_servers=bootstrap,
+            topic=env_str("KAFKA_TOPIC", DEFAULT_TOPIC, env),
+            auth=env_choice("KAFKA_AUTH", DEFAULT_AUTH, AUTH_MODES, env),
+            region=env_optional("AWS_REGION", env),
+            client_id=env_str("KAFKA_CLIENT_ID", "webchecker", env),
+            delivery_timeout_ms=env_int(
+                "KAFKA_DELIVERY_TIMEOUT_MS",
+                DEFAULT_DELIVERY_TIMEOUT_MS,
+                env,
+                minimum=1000,
+                maximum=300_000,
+            ),
+            compression=env_choice(
+                "KAFKA_COMPRESSION", DEFAULT_COMPRESSION, COMPRESSION_TYPES, env
+            ),
+            linger_ms=env_int("KAFKA_LINGER_MS", DEFAULT_LINGER_MS, env, minimum=0, maximum=5000),
+            create_topic=env_bool("KAFKA_CREATE_TOPIC", True, env),
+            topic_partitions=env_int(
+                "KAFKA_TOPIC_PARTITIONS", DEFAULT_TOPIC_PARTITIONS, env, minimum=1, maximum=1000
+            ),
+            topic_replication_factor=env_int(
+                "KAFKA_TOPIC_REPLICATION_FACTOR",
+                DEFAULT_TOPIC_REPLICATION_FACTOR,
+                env,
+                minimum=-1,
+                maximum=10,
+            ),
+            topic_retention_ms=env_int(
+                "KAFKA_TOPIC_RETENTION_MS", DEFAULT_TOPIC_RETENTION_MS, env, minimum=-1
+            ),
+        )
+
+    @property
+    def delivery_timeout_s(self) -> float:
+        return self.delivery_timeout_ms / 1000.0
+
+    def client_config(self) -> dict[str, Any]:
+        """What every client (producer, consumer, admin) needs: servers, auth, logging."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "logger": logger,
+            "error_cb": _log_error,
+        }
+        if self.auth == "iam":
+            import certifi  # a dependency of httpx; librdkafka's own CA lookup varies by build
+
+            assert self.region is not None  # checked in __post_init__
+            config.update(
+                {
+                    "security.protocol": "SASL_SSL",
+                    "sasl.mechanisms": "OAUTHBEARER",
+                    "oauth_cb": msk_iam_token_callback(self.region),
+                    "ssl.ca.location": certifi.where(),
+                }
+            )
+        return config
+
+    def producer_config(self) -> dict[str, Any]:
+        """The producer: idempotent, compressed, batched, and bounded in delivery time."""
+        return {
+            **self.client_config(),
+            "enable.idempotence": True,  # implies acks=all and safe retries
+            "acks": "all",
+            "compression.type": self.compression,
+            "linger.ms": self.linger_ms,
+            "message.timeout.ms": self.delivery_timeout_ms,  # the delivery.timeout.ms bound
+            "socket.connection.setup.timeout.ms": min(10_000, self.delivery_timeout_ms),
+        }
+
+
+def msk_iam_token_callback(region: str) -> Callable[[str], tuple[str, float]]:
+    """librdkafka's ``oauth_cb``: an MSK IAM token and its expiry in epoch *seconds*."""
+
+    def callback(_oauthbearer_config: str) -> tuple[str, float]:
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+        token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        return token, expiry_ms / 1000.0  # the signer answers in milliseconds
+
+    return callback
+
+
+def _log_error(error: KafkaError) -> None:
+    # Transient errors (a broker down, a reconnect) are retried by librdkafka; the publish
+    # outcome is decided by the delivery reports, so these are warnings, not failures.
+    logger.warning("kafka client error: %s", error.str(), extra={"kafka_error": error.name()})
+
+
+class KafkaPublisher:
+    """Publishes check results; one per container, its producer created on first use."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self._producer: Producer | None = None
+        self._topic_ready = not settings.create_topic
+
+    def publish(self, results: Sequence[CheckResult]) -> int:
+        """Sends one message per result (key = site id), flushes, returns how many arrived.
+
+        Raises ``PublishError`` if any message was not delivered within the delivery timeout.
+        """
+        if not results:
+            return 0
+        producer = self._ready_producer()
+        topic = self.settings.topic
+        delivered = 0
+        failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: object) -> None:
+            nonlocal delivered
+            if error is None:
+                delivered += 1
+            else:
+                failures.append(error.str())
+
+        try:
+            for result in results:
+                value = result.to_json()
+                while True:
+                    try:
+                        producer.produce(
+                            topic, key=result.site_id.encode(), value=value, on_delivery=on_delivery
+                        )
+                        break
+                    except BufferError:  # the local queue is full: let some messages leave
+                        producer.poll(0.05)
+            # The message timeout bounds each message; the margin only covers the callbacks.
+            remaining = producer.flush(self.settings.delivery_timeout_s + 5.0)
+        except KafkaException as error:
+            raise PublishError(f"publishing to {topic} failed: {error}") from error
+        if remaining or failures:
+            if remaining:
+                # Not delivered in time: drop what is still queued, so that a later invocation
+                # does not deliver stale results behind its own (the check will be retried).
+                producer.purge(in_queue=True, in_flight=False)
+                producer.poll(0)
+            missing = len(results) - delivered
+            reason = failures[0] if failures else "not delivered before the timeout"
+            raise PublishError(
+                f"{missing} of {len(results)} check results not delivered to {topic} on "
+                f"{self.settings.bootstrap_servers}: {reason}"
+            )
+        return delivered
+
+    def ensure_topic(self) -> None:
+        """Creates the topic if it does not exist yet (MSK does not auto-create topics)."""
+        settings = self.settings
+        timeout = min(MAX_METADATA_TIMEOUT_S, settings.delivery_timeout_s)
+        admin = AdminClient(settings.client_config())
+        try:
+            metadata = admin.list_topics(timeout=timeout)
+        except KafkaException as error:
+            raise PublishError(
+                f"cannot reach the Kafka cluster at {settings.bootstrap_servers}: "
+                f"{_kafka_reason(error)}"
+            ) from error
+        if settings.topic in metadata.topics:
+            return
+        new_topic = NewTopic(
+            settings.topic,
+            num_partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
+            config={"retention.ms": str(settings.topic_retention_ms)},
+        )
+        futures = admin.create_topics(
+            [new_topic], operation_timeout=timeout, request_timeout=timeout
+        )
+        try:
+            futures[settings.topic].result(timeout=timeout + 1.0)
+        except KafkaException as error:
+            if error.args and error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return  # another container created it first
+            raise PublishError(
+                f"cannot create topic {settings.topic}: {_kafka_reason(error)}"
+            ) from error
+        logger.info(
+            "created topic %s",
+            settings.topic,
+            extra={"partitions": settings.topic_partitions, "topic": settings.topic},
+        )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Delivers what is still queued (up to ``timeout``) and drops the producer."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.flush(timeout)
+
+    def _ready_producer(self) -> Producer:
+        if not self._topic_ready:
+            self.ensure_topic()
+            self._topic_ready = True
+        if self._producer is None:
+            try:
+                self._producer = Producer(self.settings.producer_config())
+            except KafkaException as error:
+                raise ConfigurationError(f"invalid Kafka producer settings: {error}") from error
+        return self._producer
+
+
+def _kafka_reason(error: KafkaException) -> str:
+    if error.args and isinstance(error.args[0], KafkaError):
+        return str(error.args[0].str())
+    return str(error)
+
+
+@dataclass(frozen=True)
+class ConsumedMessage:
+    """One record read back from a topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+def read_messages(
+    settings: KafkaSettings,
+    *,
+    count: int,
+    timeout: float = 10.0,
+    topic: str | None = None,
+) -> list[ConsumedMessage]:
+    """Reads up to ``count`` records from the start of every partition of the topic.
+
+    Partitions are assigned directly (no consumer group join, which on Tansu waits about
+    half of ``session.timeout.ms``) and nothing is committed. Returns early once ``count``
+    records arrived; otherwise what arrived within ``timeout`` seconds, ordered by
+    partition and offset.
+    """
+    topic = topic or settings.topic
+    deadline = time.monotonic() + timeout
+    consumer = Consumer(
+        {
+            **settings.client_config(),
+            "group.id": f"webchecker-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    messages: list[ConsumedMessage] = []
+    try:
+        partitions: list[int] = []
+        while not partitions:
+            metadata = consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
+            described = metadata.topics.get(topic)
+            if described is not None and described.error is None:
+                partitions = sorted(described.partitions)
+            elif time.monotonic() > deadline:
+                return messages
+            else:
+                time.sleep(0.1)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        while len(messages) < count and time.monotonic() < deadline:
+            message = consumer.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+            if message is None or message.error() is not None:
+                continue
+            messages.append(
+                ConsumedMessage(
+                    topic=message.topic() or topic,
+                    partition=message.partition() or 0,
+                    offset=message.offset() or 0,
+                    key=message.key(),
+                    value=message.value(),
+                    timestamp_ms=message.timestamp()[1],
+                )
+            )
+    finally:
+        consumer.close()
+    return sorted(messages, key=lambda m: (m.partition, m.offset))
