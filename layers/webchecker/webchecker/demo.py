@@ -14,6 +14,7 @@ memory are not counted as the checker's.
 | ``/flapping`` | 200 and 503, alternating request by request |
 | ``/wrong-body`` | 200 with a maintenance page ("healthy" missing: ``regex`` fails) |
 | ``/redirect`` | 302 to ``/healthy`` |
+| ``/big`` | 200 with ``BIG_BYTES`` of filler (more than the checker reads for a regex) |
 | anything else | 404 |
 """
 
@@ -33,6 +34,7 @@ from webchecker.embedded.network import free_port
 HOST = "127.0.0.1"
 SLOW_SECONDS = 1.5
 HANG_SECONDS = 30.0
+BIG_BYTES = 2 * 1024 * 1024
 _MAX_HEAD = 16 * 1024
 _REASONS = {200: "OK", 302: "Found", 404: "Not Found", 500: "Internal Server Error"}
 _REASONS[503] = "Service Unavailable"
@@ -161,6 +163,8 @@ class DemoServer:
             return 503, b"webchecker demo: down (this time)\n", {}
         if path == "/wrong-body":
             return 200, b"webchecker demo: down for maintenance\n", {}
+        if path == "/big":
+            return 200, b"x" * BIG_BYTES, {}
         if path == "/redirect":
             return 302, b"", {"Location": "/healthy"}
         return 404, b"webchecker demo: no such page\n", {}

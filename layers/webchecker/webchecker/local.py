@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +57,7 @@ from webchecker.embedded.network import free_port
 from webchecker.embedded.postgres import EmbeddedPostgres
 from webchecker.exceptions import ConfigurationError, WebcheckerError
 from webchecker.live import LiveView, format_table, read_statuses
+from webchecker.poller import Poller, PollerSettings
 from webchecker.schedule import format_tick
 from webchecker.site_store import DEFAULT_SITES_PATH, SiteStore, SiteStoreSettings
 
@@ -115,6 +116,8 @@ class LocalSettings:
     database_url: str | None = None
     db_schema: str = "webchecker"
     checker_workers: int = 2
+    #: Tansu's S3 storage on moto's S3 (topics and offsets survive a broker restart).
+    durable_broker: bool = False
     checks_per_invocation: int = 50
     retry_delays: tuple[float, ...] | None = None  # default: one and two ticks
     function_env: Mapping[str, str] = field(default_factory=dict)
@@ -198,7 +201,11 @@ class LocalStack:
         self.postgres: EmbeddedPostgres | None = None
         self.demo: DemoServer | None = None
         self.lambda_api: LambdaApi | None = None
-        self.poller: Any = None
+        self.poller: Poller | None = None
+        self._poller_thread: threading.Thread | None = None
+        self._counts = threading.Condition()
+        self.published = 0  # check results the checker reported as published
+        self.handed_over = 0  # records the writer function stored or rejected
         self.database_url = ""
         self.bootstrap_servers = ""
         self._store: SiteStore | None = None
@@ -227,7 +234,7 @@ class LocalStack:
                 self.bootstrap_servers = settings.kafka_bootstrap_servers
             else:
                 pidfiles.stop_stale(run_dir / "tansu.pid")
-                self.broker = EmbeddedBroker(log_path=str(self.log_dir / "tansu.log")).start()
+                self.broker = self._new_broker().start()
                 stack.callback(self.broker.stop)
                 stack.callback(pidfiles.forget, run_dir / "tansu.pid")
                 _record_child(run_dir / "tansu.pid", self.broker.port)
@@ -254,7 +261,7 @@ class LocalStack:
 
             self._store = SiteStore(
                 SiteStoreSettings(path=settings.sites_path, cache_seconds=0),
-                client=self._ssm(),
+                client=self.ssm(),
             )
             self._load_sites()
 
@@ -276,11 +283,21 @@ class LocalStack:
                 port=lambda_port,
                 log_dir=self.log_dir,
                 failures_path=self.state_dir / "lambda-failures.jsonl",
+                on_success=self._on_success,
             )
             self.lambda_api.start()
             stack.callback(self.lambda_api.stop)
 
-            self.poller = start_poller(self)
+            # The local event source mapping: batches from the topic to the writer function,
+            # committed only after the writer returned (it retries a failed batch).
+            self.poller = Poller(
+                PollerSettings.from_env(
+                    {"KAFKA_TOPIC": settings.topic, **settings.function_env},
+                    bootstrap_servers=self.bootstrap_servers,
+                ),
+                self._invoke_writer,
+            )
+            self._poller_thread = self.poller.start()
             stack.callback(self._stop_poller)
             self._write_env_file()
             self._stack = stack.pop_all()
@@ -314,6 +331,31 @@ class LocalStack:
     ) -> None:
         self.stop()
 
+    def _new_broker(self) -> EmbeddedBroker:
+        log_path = str(self.log_dir / "tansu.log")
+        if not self.settings.durable_broker:
+            return EmbeddedBroker(log_path=log_path)
+        assert self.aws is not None
+        bucket = "webchecker-tansu"
+        client_env = self.aws.client_env()
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=client_env["AWS_ENDPOINT_URL"],
+            region_name=client_env["AWS_REGION"],
+            aws_access_key_id=client_env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=client_env["AWS_SECRET_ACCESS_KEY"],
+        )
+        s3.create_bucket(
+            Bucket=bucket,
+            CreateBucketConfiguration={"LocationConstraint": client_env["AWS_REGION"]},
+        )
+        env = {
+            **client_env,
+            "AWS_ENDPOINT": client_env["AWS_ENDPOINT_URL"],  # what Tansu's S3 client reads
+            "AWS_ALLOW_HTTP": "true",
+        }
+        return EmbeddedBroker(storage_engine=f"s3://{bucket}/", env=env, log_path=log_path)
+
     def _lock(self) -> None:
         # Two stacks on one state directory would fight over the database and the site list.
         self._lock_file = open(self.state_dir / "local.lock", "a+")  # noqa: SIM115
@@ -340,7 +382,24 @@ class LocalStack:
     def _stop_poller(self) -> None:
         if self.poller is not None:
             self.poller.stop()
+            if self._poller_thread is not None:
+                self._poller_thread.join(30)
             self.poller = None
+
+    def _invoke_writer(self, event: dict[str, Any]) -> object:
+        assert self.lambda_api is not None
+        result = self.lambda_api.invoke(WRITER, event)  # raises: the poller retries the batch
+        with self._counts:
+            self.handed_over += sum(len(records) for records in event.get("records", {}).values())
+            self._counts.notify_all()
+        return result
+
+    def _on_success(self, function: str, body: bytes) -> None:
+        if function != CHECKER:
+            return
+        published = json.loads(body).get("published", 0)
+        with self._counts:
+            self.published += int(published)
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -390,7 +449,7 @@ class LocalStack:
         assert self._store is not None
         return self._store
 
-    def _ssm(self) -> SSMClient:
+    def ssm(self) -> SSMClient:
         """An SSM client on this stack's moto (explicit: the caller's AWS_* are not ours)."""
         assert self.aws is not None
         env = self.aws.client_env()
@@ -413,7 +472,7 @@ class LocalStack:
                     f"{self.sites_file}: not a saved site list ({error}); move it away to start "
                     "with the example sites"
                 ) from error
-        client = self._ssm()
+        client = self.ssm()
         if saved is not None:
             for parameter in saved:
                 client.put_parameter(
@@ -440,7 +499,7 @@ class LocalStack:
 
     def export_sites(self) -> list[dict[str, str]]:
         """Every parameter under the sites path, with its type (to restore it exactly)."""
-        client = self._ssm()
+        client = self.ssm()
         parameters: list[dict[str, str]] = []
         paginator = client.get_paginator("get_parameters_by_path")
         for page in paginator.paginate(
@@ -502,13 +561,11 @@ class LocalStack:
         return int(rows[0][0])
 
     def wait_for_writer(self, *, timeout: float) -> bool:
-        """Waits until the poller has handed everything published so far to the writer."""
+        """Waits until the writer has handled as many records as the checkers published."""
         if self.poller is None:
             return True
-        idle: Callable[[float], bool] | None = getattr(self.poller, "wait_idle", None)
-        if idle is None:
-            return True
-        return idle(timeout)
+        with self._counts:
+            return self._counts.wait_for(lambda: self.handed_over >= self.published, timeout)
 
     def run(self, view: LiveView, *, stop: threading.Event | None = None) -> None:
         """Ticks until ``duration`` or ``stop``; refreshes the live view once per second."""
@@ -632,11 +689,6 @@ def ensure_topic(
         except Exception as error:  # already created by someone else is fine
             if "TOPIC_ALREADY_EXISTS" not in str(error):
                 raise WebcheckerError(f"cannot create topic {topic}: {error}") from error
-
-
-def start_poller(stack: LocalStack) -> Any:
-    """The local event source mapping: reads the topic, invokes the writer, commits after."""
-    return None
 
 
 @contextlib.contextmanager

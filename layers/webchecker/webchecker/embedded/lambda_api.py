@@ -210,6 +210,7 @@ class LambdaApi:
         log_dir: Path | None = None,
         failures_path: Path | None = None,
         port: int | None = None,
+        on_success: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.functions = {spec.name: spec for spec in functions}
         self.port = port or free_port(HOST)
@@ -218,6 +219,7 @@ class LambdaApi:
         self.attempts: list[Attempt] = []
         self.stats = {name: FunctionStats() for name in self.functions}
         self._env = dict(env or {})
+        self._on_success = on_success  # (function, response body) after each success
         self._log_dir = log_dir
         self._failures_path = failures_path
         self._pools: dict[str, ProcessPoolExecutor] = {}
