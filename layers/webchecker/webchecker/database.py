@@ -197,23 +197,38 @@ class Credentials:
         return settings.password
 
 
-def is_unavailable(error: BaseException) -> bool:
-    """True when ``error`` means the server cannot be reached or the connection broke."""
-    if isinstance(error, pg8000.exceptions.InterfaceError | OSError | struct.error | EOFError):
-        return True
-    if isinstance(error, pg8000.exceptions.DatabaseError):
-        code = sqlstate(error)
-        return code is not None and code.startswith(_UNAVAILABLE_CLASSES)
-    return False
+def server_error(error: BaseException) -> pg8000.exceptions.DatabaseError | None:
+    """The server's error behind ``error``, if any.
+
+    When the server refuses a login (FATAL) it closes the socket, and pg8000's cleanup may
+    then raise "network error" while handling it: the server's reason is in the chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, pg8000.exceptions.DatabaseError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
-def sqlstate(error: pg8000.exceptions.DatabaseError) -> str | None:
-    """The SQLSTATE code of a server error, e.g. ``23505``."""
-    detail = error.args[0] if error.args else None
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE code of the server's error behind ``error``, e.g. ``23505``."""
+    found = server_error(error)
+    detail = found.args[0] if found is not None and found.args else None
     if isinstance(detail, dict):
         code = detail.get("C")
         return str(code) if code is not None else None
     return None
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when ``error`` means the server cannot be reached or the connection broke."""
+    code = sqlstate(error)
+    if code is not None:
+        return code.startswith(_UNAVAILABLE_CLASSES)
+    return isinstance(error, pg8000.exceptions.InterfaceError | OSError | struct.error | EOFError)
 
 
 def _open(settings: DatabaseSettings, password: str | None) -> pg8000.native.Connection:
@@ -238,11 +253,9 @@ def connect(settings: DatabaseSettings, credentials: Credentials) -> pg8000.nati
     """A new connection; creates the database first when it does not exist."""
     try:
         return _open(settings, credentials.password())
-    except pg8000.exceptions.DatabaseError as error:
+    except Exception as error:
         if sqlstate(error) != _INVALID_CATALOG_NAME:
             raise _convert(error) from error
-    except Exception as error:
-        raise _convert(error) from error
     create_database(settings, credentials)
     try:
         return _open(settings, credentials.password())

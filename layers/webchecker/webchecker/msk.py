@@ -146,7 +146,7 @@ def _b64decode(text: object) -> bytes | None:
     if not isinstance(text, str):
         raise ValueError(f"expected a base64 string, got {type(text).__name__}")
     try:
-        return base64.b64decode(text, validate=True)
+        return binascii.a2b_base64(text, strict_mode=True)
     except binascii.Error as error:
         raise ValueError(str(error)) from None
 

@@ -1,0 +1,185 @@
+"""Writer throughput: rows/second through the Lambda handler, against two baselines.
+
+For batches of 500 and 5,000 records, in the same run and on the same server:
+- handler: ``functions/writer/app.py:lambda_handler`` on an MSK event (base64 decoding,
+  validation, dedupe, COPY into a temporary table, INSERT ... ON CONFLICT, hourly rollup,
+  one transaction);
+- raw COPY: the same rows, already in memory, formatted and ``COPY``-ed straight into an
+  identical ``checks`` table (same partitions and indexes; no validation, no
+  idempotency, no rollup): the ceiling;
+- per-row INSERT: one ``INSERT`` per row in one transaction (pg8000), the seed's way.
+
+Targets: handler >= 0.5x raw COPY and >= 20x per-row INSERT. Uses DATABASE_URL if set, else
+an embedded PostgreSQL in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from webchecker.database import Database, DatabaseSettings, quote_identifier
+from webchecker.embedded.postgres import EmbeddedPostgres
+from webchecker.migrations import migrate
+from webchecker.msk import KafkaRecord, MskEvent
+from webchecker.results import CheckResult
+from webchecker.store import COLUMNS, copy_chunks
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = (500, 5000)
+REPEATS = {500: 7, 5000: 3}
+PER_ROW_ROWS = 500  # the per-row baseline is slow; its rate does not depend on batch size
+
+
+def load_handler(database_url: str) -> ModuleType:
+    os.environ.update(
+        DATABASE_URL=database_url,
+        DB_SCHEMA="webchecker",
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_METRICS_DISABLED="true",  # EMF lines on stdout would bury the figures
+        POWERTOOLS_LOG_LEVEL="WARNING",
+        POWERTOOLS_SERVICE_NAME="webchecker-bench",
+    )
+    spec = importlib.util.spec_from_file_location("writer_app", ROOT / "functions/writer/app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Context:
+    function_name = "webchecker-bench"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:webchecker-bench"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+
+def new_event(size: int, offset: int) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    values = [
+        CheckResult(
+            check_id=str(uuid.uuid4()), site_id=f"site-{i % 50}", url="https://example.com/",
+            region="eu-west-1", scheduled_at=now.replace(second=0, microsecond=0),
+            checked_at=now, response_time_ms=float(i % 900), status_code=200, ok=True,
+            error=None, error_detail=None, regex_matched=None, dns_ms=1.5, connect_ms=10.25,
+            tls_ms=20.5, ttfb_ms=80.0, tls_cert_expires_at=now + timedelta(days=60),
+        ).to_json()
+        for i in range(size)
+    ]  # fmt: skip
+    batch = tuple(
+        KafkaRecord(topic="webchecker.checks", partition=0, offset=offset + i, value=value)
+        for i, value in enumerate(values)
+    )
+    return MskEvent(records=batch).to_dict()
+
+
+def results_of(event: dict[str, Any]) -> list[CheckResult]:
+    return [CheckResult.from_json(record.value) for record in MskEvent.from_dict(event)]
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def raw_copy(database: Database, rows: Sequence[CheckResult]) -> None:
+    with database.transaction() as connection:
+        connection.run(
+            f"COPY bench_raw.checks ({', '.join(COLUMNS)}) FROM STDIN", stream=copy_chunks(rows)
+        )
+
+
+def per_row(database: Database, rows: Sequence[CheckResult]) -> None:
+    sql = (
+        f"INSERT INTO bench_rows.checks ({', '.join(COLUMNS)}) VALUES "
+        f"({', '.join(':' + column for column in COLUMNS)})"
+    )
+    with database.transaction() as connection:
+        for row in rows:
+            values = row.to_message()
+            values.update(
+                schema=1, scheduled_at=row.scheduled_at, checked_at=row.checked_at,
+                tls_cert_expires_at=row.tls_cert_expires_at,
+            )  # fmt: skip
+            connection.run(sql, **{column: values[column] for column in COLUMNS})
+
+
+def main() -> int:
+    server: EmbeddedPostgres | None = None
+    base_url = os.environ.get("DATABASE_URL")
+    if not base_url:
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="bench-writer-")) / "pg").start()
+        base_url = server.url()
+    name = f"wc_bench_{uuid.uuid4().hex[:8]}"
+    url = with_database(base_url, name)
+    try:
+        return run(url)
+    finally:
+        with Database(DatabaseSettings.from_url(with_database(base_url, "postgres"))) as admin:
+            admin.connection().run(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)")
+        if server is not None:
+            server.stop()
+
+
+def run(url: str) -> int:
+    app = load_handler(url)
+    context = Context()
+    baseline = {
+        schema: Database(DatabaseSettings.from_url(url, schema=schema))
+        for schema in ("bench_raw", "bench_rows")
+    }
+    for database in baseline.values():
+        migrate(database)
+    app.lambda_handler(new_event(10, 0), context)  # cold start: connect, migrate, partitions
+    print(f"server: {baseline['bench_raw'].connection().run('SHOW server_version')[0][0]}")
+    print(f"{'batch':>6}  {'handler rows/s':>15}  {'raw COPY rows/s':>16}  {'per-row rows/s':>15}"
+          f"  {'vs COPY':>8}  {'vs per-row':>10}")  # fmt: skip
+    offset, ok = 1_000, True
+    for size in SIZES:
+        handler_rates, copy_rates, row_rates = [], [], []
+        for _ in range(REPEATS[size]):
+            event = new_event(size, offset)
+            offset += size
+            started = time.perf_counter()
+            result = app.lambda_handler(event, context)
+            handler_rates.append(size / (time.perf_counter() - started))
+            assert result["inserted"] == size, result
+            rows = results_of(new_event(size, offset))
+            copy_rates.append(size / timed(lambda rows=rows: raw_copy(baseline["bench_raw"], rows)))
+            few = results_of(new_event(PER_ROW_ROWS, offset))
+            row_rates.append(
+                PER_ROW_ROWS / timed(lambda few=few: per_row(baseline["bench_rows"], few))
+            )
+        handler, copy, single = (
+            statistics.median(rates) for rates in (handler_rates, copy_rates, row_rates)
+        )
+        vs_copy, vs_rows = handler / copy, handler / single
+        ok = ok and vs_copy >= 0.5 and vs_rows >= 20
+        print(f"{size:>6}  {handler:>15,.0f}  {copy:>16,.0f}  {single:>15,.0f}"
+              f"  {vs_copy:>7.2f}x  {vs_rows:>9.1f}x")  # fmt: skip
+    print("targets: >= 0.50x raw COPY and >= 20x per-row INSERT:", "met" if ok else "NOT met")
+    app.WRITER.close()
+    for database in baseline.values():
+        database.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""The writer handler on real PostgreSQL: every field lands, idempotency, rejects, rollups."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.fixtures.lambda_context import FakeLambdaContext, load_event
+from tests.messages import BASE_TIME, failed_message, message, msk_event, records
+from webchecker.database import Database, DatabaseSettings
+from webchecker.exceptions import StoreUnavailable
+from webchecker.histogram import bucket_of
+
+pytestmark = pytest.mark.postgres
+
+APP = Path(__file__).resolve().parents[2] / "functions" / "writer" / "app.py"
+
+
+def load_app(monkeypatch: pytest.MonkeyPatch, database_url: str, **env: str) -> ModuleType:
+    """Imports functions/writer/app.py afresh: its cold start reads the environment."""
+    service_logger = logging.getLogger("webchecker")
+    monkeypatch.setattr(service_logger, "handlers", [])
+    for attribute in ("init", "powertools_handler"):
+        monkeypatch.setattr(service_logger, attribute, None, raising=False)
+    settings = {
+        "DATABASE_URL": database_url,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "webchecker",
+        **env,
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location(f"writer_app_{uuid.uuid4().hex}", APP)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Any:
+    module = load_app(monkeypatch, database_url)
+    yield module
+    module.WRITER.close()
+
+
+def invoke(app: ModuleType, event: dict[str, Any]) -> dict[str, int]:
+    result: dict[str, int] = app.lambda_handler(event, FakeLambdaContext())
+    return result
+
+
+def rows(database: Database, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with database.transaction() as connection:
+        found = connection.run(sql, **params)
+        names = [column["name"] for column in connection.columns or ()]
+    return [dict(zip(names, row, strict=True)) for row in found]
+
+
+def decoded_values(event: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        json.loads(base64.b64decode(record["value"]))
+        for group in event["records"].values()
+        for record in group
+    ]
+
+
+def test_fixture_lands_with_every_field_in_a_database_created_on_first_use(
+    app: ModuleType, database: Database, postgres_url: str
+) -> None:
+    name = database.settings.database
+    with Database(DatabaseSettings.from_url(postgres_url)) as admin:
+        before = admin.connection().run("SELECT 1 FROM pg_database WHERE datname = :n", n=name)
+    assert before == []
+    event = load_event("writer-msk")
+
+    result = invoke(app, event)
+
+    assert result == {"received": 3, "inserted": 3, "duplicates": 0, "rejected": 0}
+    stored = {
+        str(row["check_id"]): row for row in rows(database, "SELECT * FROM webchecker.checks")
+    }
+    for sent in decoded_values(event):
+        row = stored[sent["check_id"]]
+        for field, value in sent.items():
+            if field in {"scheduled_at", "checked_at", "tls_cert_expires_at"} and value:
+                value = datetime.fromisoformat(value)
+            stored_value = str(row[field]) if field == "check_id" else row[field]
+            assert stored_value == value, field
+    assert rows(database, "SELECT count(*) AS n FROM webchecker.check_rejects") == [{"n": 0}]
+
+
+def test_the_same_event_twice_is_stored_once(app: ModuleType, database: Database) -> None:
+    event = load_event("writer-msk")
+
+    first, second = invoke(app, event), invoke(app, event)
+
+    assert first == {"received": 3, "inserted": 3, "duplicates": 0, "rejected": 0}
+    assert second == {"received": 3, "inserted": 0, "duplicates": 3, "rejected": 0}
+    assert rows(database, "SELECT count(*) AS n FROM webchecker.checks") == [{"n": 3}]
+
+
+def test_duplicate_check_ids_across_offsets_and_batches_are_stored_once(
+    app: ModuleType, database: Database
+) -> None:
+    one, two = message(), failed_message()
+    # the same check under three offsets in one batch, then again under new offsets
+    batch = records([one, two, one, one], first_offset=10)
+    later = records([two, one, message()], partition=3, first_offset=500)
+
+    assert invoke(app, msk_event(batch)) == {
+        "received": 4, "inserted": 2, "duplicates": 2, "rejected": 0,
+    }  # fmt: skip
+    assert invoke(app, msk_event(later)) == {
+        "received": 3, "inserted": 1, "duplicates": 2, "rejected": 0,
+    }  # fmt: skip
+    counts = rows(
+        database, "SELECT check_id::text AS id, count(*) AS n FROM webchecker.checks GROUP BY 1"
+    )
+    assert sorted(row["n"] for row in counts) == [1, 1, 1]
+    assert {one["check_id"], two["check_id"]} <= {row["id"] for row in counts}
+
+
+def test_poison_records_are_kept_with_raw_bytes_and_the_valid_ones_land(
+    app: ModuleType, database: Database
+) -> None:
+    event = load_event("writer-msk-poison")
+    sent = event["records"]["webchecker.checks-0"]
+
+    result = invoke(app, event)
+    again = invoke(app, event)
+
+    assert result == {"received": 7, "inserted": 2, "duplicates": 0, "rejected": 5}
+    assert again == {"received": 7, "inserted": 0, "duplicates": 2, "rejected": 5}
+    rejects = {
+        row["offset"]: row
+        for row in rows(database, 'SELECT * FROM webchecker.check_rejects ORDER BY "offset"')
+    }
+    assert sorted(rejects) == [201, 202, 203, 204, 205]  # stored once despite the redelivery
+    for record in sent:
+        if record["offset"] in rejects:
+            raw = rejects[record["offset"]]["raw"]
+            expected = base64.b64decode(record["value"]) if record.get("value") else None
+            assert raw == expected
+            assert rejects[record["offset"]]["topic"] == "webchecker.checks"
+            assert rejects[record["offset"]]["partition"] == 0
+    reasons = {offset: row["reason"] for offset, row in rejects.items()}
+    assert "not valid JSON" in reasons[201]
+    assert reasons[202].startswith("site_id: missing")
+    assert reasons[203].startswith("status_code:")
+    assert reasons[204].startswith("schema: unknown version 2")
+    assert "null" in reasons[205]
+    landed = rows(database, "SELECT site_id FROM webchecker.checks ORDER BY checked_at")
+    assert [row["site_id"] for row in landed] == ["example", "shop"]
+
+
+def test_hourly_rollups_count_each_inserted_row_once_under_redelivery(
+    app: ModuleType, database: Database
+) -> None:
+    latencies = [3.0, 40.0, 40.0, 250.0, 9000.0]
+    values = [message(site_id="s", response_time_ms=ms) for ms in latencies]
+    values.append(failed_message(site_id="s", error="timeout", response_time_ms=None))
+    event = msk_event(records(values))
+
+    invoke(app, event)
+    invoke(app, event)  # redelivered: nothing new
+    invoke(app, msk_event(records(values[:2], first_offset=100)))  # under other offsets
+
+    (rollup,) = rows(database, "SELECT * FROM webchecker.checks_hourly")
+    assert rollup["site_id"] == "s"
+    assert rollup["hour"] == BASE_TIME.replace(minute=0, second=0)
+    assert (rollup["checks"], rollup["failures"], rollup["latency_count"]) == (6, 1, 5)
+    assert rollup["latency_sum_ms"] == pytest.approx(sum(latencies))
+    assert (rollup["latency_min_ms"], rollup["latency_max_ms"]) == (3.0, 9000.0)
+    expected = [0] * len(rollup["latency_histogram"])
+    for latency in latencies:
+        expected[bucket_of(latency)] += 1
+    assert rollup["latency_histogram"] == expected
+
+
+def test_rollups_add_up_across_batches_of_the_same_hour(
+    app: ModuleType, database: Database
+) -> None:
+    invoke(app, msk_event(records([message(site_id="s", response_time_ms=10.0)])))
+    invoke(
+        app,
+        msk_event(records([failed_message(site_id="s", response_time_ms=30.0)], first_offset=1)),
+    )
+
+    (rollup,) = rows(database, "SELECT * FROM webchecker.checks_hourly")
+    assert (rollup["checks"], rollup["failures"], rollup["latency_sum_ms"]) == (2, 1, 40.0)
+    assert sum(rollup["latency_histogram"]) == 2
+
+
+def test_rows_of_another_month_get_their_own_partition(app: ModuleType, database: Database) -> None:
+    last_month = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
+    now = datetime.now(UTC)
+
+    invoke(app, msk_event(records([message(checked_at=last_month), message(checked_at=now)])))
+
+    placed = rows(
+        database,
+        "SELECT tableoid::regclass::text AS part FROM webchecker.checks ORDER BY checked_at",
+    )
+    assert [row["part"] for row in placed] == [
+        "webchecker.checks_2026_10",
+        f"webchecker.checks_{now:%Y_%m}",
+    ]
+
+
+def test_a_dropped_connection_raises_and_the_next_invocation_reconnects(
+    app: ModuleType, database: Database
+) -> None:
+    invoke(app, msk_event(records([message()])))
+    writer_pid = app.WRITER.database.connection().run("SELECT pg_backend_pid()")[0][0]
+    rows(database, "SELECT pg_terminate_backend(:pid) AS done", pid=writer_pid)
+    batch = msk_event(records([message(), message()], first_offset=1))
+
+    with pytest.raises(StoreUnavailable):
+        invoke(app, batch)
+    result = invoke(app, batch)  # the mapping delivers the batch again
+
+    assert result == {"received": 2, "inserted": 2, "duplicates": 0, "rejected": 0}
+    assert rows(database, "SELECT count(*) AS n FROM webchecker.checks") == [{"n": 3}]
+
+
+def test_an_unreachable_database_raises_store_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    app = load_app(monkeypatch, f"postgresql://postgres@/webchecker?host={tmp_path}")
+
+    with pytest.raises(StoreUnavailable):
+        invoke(app, load_event("writer-msk"))
+
+
+def test_a_custom_schema_is_created_and_used(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, database: Database
+) -> None:
+    app = load_app(monkeypatch, database_url, DB_SCHEMA="monitoring")
+    try:
+        invoke(app, load_event("writer-msk"))
+    finally:
+        app.WRITER.close()
+
+    assert rows(database, "SELECT count(*) AS n FROM monitoring.checks") == [{"n": 3}]
+    assert rows(database, "SELECT to_regclass('webchecker.checks') IS NULL AS absent") == [
+        {"absent": True}
+    ]
