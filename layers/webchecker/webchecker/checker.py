@@ -84,7 +84,12 @@ def run_checks(
     Raises ``InvalidEvent`` for a malformed payload and ``PublishError`` when any result
     was not delivered (so that the invocation is retried).
     """
-    parsed = CheckerEvent.from_dict(event)
+    try:
+        parsed = CheckerEvent.from_dict(event)
+    except InvalidEvent:
+        if metrics is not None:
+            metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        raise
     for index, reason in parsed.invalid:
         logger.error(
             "invalid site in the checker payload, skipped",
