@@ -8,6 +8,8 @@ three functions run by the local Lambda Invoke API. Ticks are driven directly.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,15 +17,20 @@ from typing import Any
 
 import pytest
 
+from webchecker.exceptions import StoreUnavailable
 from webchecker.local import LocalSettings, LocalStack
 
 RETRY_DELAYS = (2.0, 4.0)
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack() -> Iterator[LocalStack]:
+    # Not under pytest's basetemp: as root, PostgreSQL runs as another user and needs its
+    # directory's parents searchable, and every new pytest session resets pytest-of-root
+    # to 0700 (other test runs on this machine would lock the server out mid-test).
+    state_dir = Path(tempfile.mkdtemp(prefix="webchecker-e2e-"))
     settings = LocalSettings(
-        state_dir=tmp_path_factory.mktemp("stack"),
+        state_dir=state_dir,
         seed=False,
         persist_sites=False,
         public_sites=False,
@@ -34,8 +41,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         # A checker that cannot publish fails in 2 s (default 30 s): the retry test waits less.
         function_env={"KAFKA_DELIVERY_TIMEOUT_MS": "2000"},
     )
-    with LocalStack(settings) as running:
-        yield running
+    try:
+        with LocalStack(settings) as running:
+            yield running
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def put_sites(stack: LocalStack, sites: Sequence[dict[str, Any]]) -> None:
@@ -78,6 +88,8 @@ def rows(stack: LocalStack, site_ids: Sequence[str]) -> list[dict[str, Any]]:
     try:
         with stack.database.transaction() as connection:
             found = connection.run(sql, ids=list(site_ids))
+    except StoreUnavailable:
+        return []  # the database was restarted: the next call reconnects
     except Exception as error:
         if "does not exist" in str(error):  # before the writer's first batch
             return []
