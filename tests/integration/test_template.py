@@ -1,0 +1,431 @@
+"""template.yaml and samconfig.toml: the structure the deploy depends on, checked offline.
+
+cfn-lint, `sam validate --lint` and checkov run in `make lint`; these tests pin what they
+cannot know: the handlers and layers are where the template says, the MSK mapping and the
+checker's retries are bounded, permissions name exact resources, the environment holds only
+variables the package reads and no secret, and samconfig.toml sets every required parameter.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode
+
+from webchecker.sites import Site
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = {
+    "SchedulerFunction": "scheduler",
+    "CheckerFunction": "checker",
+    "WriterFunction": "writer",
+}
+LAYERS = {"WebcheckerLayer": "layers/webchecker/", "DependenciesLayer": "layers/dependencies/"}
+QUEUES = ("DeadLetterQueue", "WriterFailureQueue")
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    decoded, errors = decode(str(ROOT / "template.yaml"))
+    assert errors == [], errors
+    assert decoded is not None
+    return dict(decoded)
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def props(template: dict[str, Any], name: str) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][name]["Properties"]
+    return properties
+
+
+def function_env(template: dict[str, Any], name: str) -> dict[str, Any]:
+    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    variables.update(props(template, name)["Environment"]["Variables"])
+    return variables
+
+
+def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every IAM statement of the template (SAM Policies and the roles), with its owner."""
+    for name, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        documents = [p for p in properties.get("Policies", []) if isinstance(p, dict)]
+        for document in documents:
+            body = document.get("PolicyDocument", document)
+            for statement in body.get("Statement", []):
+                if "Fn::If" in statement:  # conditional statements: the branch that exists
+                    statement = statement["Fn::If"][1]
+                yield name, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def makefile_targets(path: Path) -> set[str]:
+    return set(re.findall(r"^([A-Za-z0-9_-]+):", path.read_text(), flags=re.MULTILINE))
+
+
+# -- functions and layers ---------------------------------------------------------------------
+
+
+def test_globals_run_python_313_on_arm64_with_tracing_powertools_and_both_layers(
+    template: dict[str, Any],
+) -> None:
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    function = template["Globals"]["Function"]
+    assert function["Runtime"] == "python3.13"
+    assert function["Architectures"] == ["arm64"]
+    assert function["Handler"] == "app.lambda_handler"
+    assert function["Tracing"] == "Active"
+    assert function["Layers"] == [{"Ref": "WebcheckerLayer"}, {"Ref": "DependenciesLayer"}]
+    assert function["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "Webchecker"
+
+
+@pytest.mark.parametrize(("logical_id", "name"), FUNCTIONS.items())
+def test_each_function_is_built_by_its_makefile_from_its_handler(
+    template: dict[str, Any], logical_id: str, name: str
+) -> None:
+    resource = template["Resources"][logical_id]
+    assert resource["Type"] == "AWS::Serverless::Function"
+    assert resource["Metadata"]["BuildMethod"] == "makefile"
+    assert resource["Properties"]["CodeUri"] == f"functions/{name}/"
+    folder = ROOT / "functions" / name
+    assert (folder / "app.py").is_file()
+    assert f"build-{logical_id}" in makefile_targets(folder / "Makefile")
+    assert "lambda_handler" in (folder / "app.py").read_text()
+    env = function_env(template, logical_id)
+    assert env["POWERTOOLS_SERVICE_NAME"] == {"Fn::Sub": f"${{AWS::StackName}}-{name}"}
+    log_group = resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert props(template, log_group)["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+@pytest.mark.parametrize(("logical_id", "content_uri"), LAYERS.items())
+def test_layers_are_cross_built_by_makefiles_for_arm64_and_python_313(
+    template: dict[str, Any], logical_id: str, content_uri: str
+) -> None:
+    resource = template["Resources"][logical_id]
+    assert resource["Type"] == "AWS::Serverless::LayerVersion"
+    assert resource["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert resource["Properties"]["ContentUri"] == content_uri
+    assert resource["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert resource["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert f"build-{logical_id}" in makefile_targets(ROOT / content_uri / "Makefile")
+
+
+def test_dependencies_layer_installs_the_runtime_pins_as_arm64_wheels_only() -> None:
+    makefile = (ROOT / "layers/dependencies/Makefile").read_text()
+    for flag in (
+        "--platform manylinux2014_aarch64",
+        "--platform manylinux_2_28_aarch64",  # confluent-kafka's wheels
+        "--only-binary=:all:",
+        "--python-version 3.13",
+        "--implementation cp",
+        "--no-compile",
+        '--target "$(ARTIFACTS_DIR)/python"',
+        "requirements/runtime.txt",
+    ):
+        assert flag in makefile, flag
+
+
+def test_checker_timeout_exceeds_the_longest_site_timeout_plus_kafka_delivery(
+    template: dict[str, Any],
+) -> None:
+    checker = props(template, "CheckerFunction")
+    delivery_s = int(checker["Environment"]["Variables"]["KAFKA_DELIVERY_TIMEOUT_MS"]) / 1000
+    longest_site_timeout_s = 60  # DESIGN.md: timeout at most 60
+    assert checker["Timeout"] > longest_site_timeout_s + delivery_s
+    assert props(template, "SchedulerFunction")["Timeout"] < 60  # a tick ends within its minute
+
+
+# -- events, retries, failure destinations ------------------------------------------------------
+
+
+def test_scheduler_ticks_on_a_schedule_and_fails_to_the_dead_letter_queue(
+    template: dict[str, Any],
+) -> None:
+    scheduler = props(template, "SchedulerFunction")
+    (tick,) = scheduler["Events"].values()
+    assert tick["Type"] == "Schedule"
+    assert tick["Properties"]["Schedule"] == {"Ref": "ScheduleExpression"}
+    assert template["Parameters"]["ScheduleExpression"]["Default"] == "rate(1 minute)"
+    assert scheduler["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    on_failure = scheduler["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert on_failure == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+
+
+def test_checker_async_invokes_have_bounded_retries_a_dlq_and_reserved_concurrency(
+    template: dict[str, Any],
+) -> None:
+    checker = props(template, "CheckerFunction")
+    config = checker["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == {"Ref": "CheckerMaxRetryAttempts"}
+    assert template["Parameters"]["CheckerMaxRetryAttempts"]["AllowedValues"] == [0, 1, 2]
+    assert 60 <= config["MaximumEventAgeInSeconds"] <= 21600
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+    }
+    reserved = checker["ReservedConcurrentExecutions"]["Fn::If"]
+    assert reserved[:2] == ["HasCheckerReservedConcurrency", {"Ref": "CheckerReservedConcurrency"}]
+
+
+def test_writer_reads_msk_from_the_start_in_bounded_retries_with_a_failure_destination(
+    template: dict[str, Any],
+) -> None:
+    (event,) = props(template, "WriterFunction")["Events"].values()
+    assert event["Type"] == "MSK"
+    msk = event["Properties"]
+    assert msk["Stream"] == {"Ref": "MskClusterArn"}
+    assert msk["Topics"] == [{"Ref": "KafkaTopic"}]
+    assert msk["StartingPosition"] == "TRIM_HORIZON"
+    assert msk["BatchSize"] == {"Ref": "WriterBatchSize"}
+    assert msk["MaximumBatchingWindowInSeconds"] == {"Ref": "WriterBatchWindowSeconds"}
+    assert msk["BisectBatchOnFunctionError"] is True
+    assert msk["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["WriterFailureQueue", "Arn"]
+    }
+    # Bounded: never -1 (infinite), which would stall a partition behind one bad batch.
+    retries = template["Parameters"][msk["MaximumRetryAttempts"]["Ref"]]
+    assert retries["MinValue"] >= 0
+    assert retries["MaxValue"] <= 10000
+    # Lambda offers retry controls for Kafka mappings in provisioned mode.
+    assert set(msk["ProvisionedPollerConfig"]) == {"MinimumPollers", "MaximumPollers"}
+    assert template["Parameters"]["WriterBatchSize"]["MaxValue"] == 10000
+
+
+@pytest.mark.parametrize("queue", QUEUES)
+def test_failure_queues_are_encrypted_and_keep_messages_14_days(
+    template: dict[str, Any], queue: str
+) -> None:
+    assert props(template, queue)["SqsManagedSseEnabled"] is True
+    assert props(template, queue)["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+# -- alarms and outputs -------------------------------------------------------------------------
+
+
+def alarms_on(template: dict[str, Any], namespace: str, metric: str) -> list[dict[str, Any]]:
+    return [
+        alarm["Properties"]
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["Namespace"] == namespace
+        and alarm["Properties"]["MetricName"] == metric
+    ]
+
+
+def test_every_function_has_an_errors_alarm(template: dict[str, Any]) -> None:
+    watched = {
+        alarm["Dimensions"][0]["Value"]["Ref"]
+        for alarm in alarms_on(template, "AWS/Lambda", "Errors")
+    }
+    assert watched == set(FUNCTIONS)
+
+
+def test_each_failure_queue_alarms_when_not_empty(template: dict[str, Any]) -> None:
+    alarms = alarms_on(template, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    watched = {alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for alarm in alarms}
+    assert watched == set(QUEUES)
+    assert all(alarm["Threshold"] == 1 for alarm in alarms)
+
+
+def test_writer_lag_and_silence_alarms(template: dict[str, Any]) -> None:
+    (lag,) = alarms_on(template, "AWS/Lambda", "OffsetLag")
+    assert lag["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "WriterFunction"}}]
+    (silence,) = alarms_on(template, "Webchecker", "ChecksInserted")
+    assert silence["Dimensions"] == [
+        {"Name": "service", "Value": {"Fn::Sub": "${AWS::StackName}-writer"}}
+    ]
+    assert silence["ComparisonOperator"] == "LessThanThreshold"
+    assert silence["TreatMissingData"] == "breaching"  # no data at all is the failure
+    assert silence["EvaluationPeriods"] == {"Ref": "NoChecksAlarmMinutes"}
+
+
+def test_every_alarm_notifies_the_alarm_topic(template: dict[str, Any]) -> None:
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 7
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_outputs_name_existing_resources(template: dict[str, Any]) -> None:
+    # SAM names the writer's mapping <function><event>; the rest are template resources.
+    known = set(template["Resources"]) | set(template["Parameters"]) | {"WriterFunctionMskChecks"}
+    for output in template["Outputs"].values():
+        assert output["Value"]["Ref"] in known
+
+
+# -- permissions and secrets --------------------------------------------------------------------
+
+
+def test_no_statement_allows_any_resource_or_wildcard_action(template: dict[str, Any]) -> None:
+    found = list(statements(template))
+    assert len(found) >= 8
+    for owner, statement in found:
+        assert statement["Effect"] == "Allow"
+        for resource in as_list(statement["Resource"]):
+            text = json.dumps(resource)
+            # The one wildcard: the parameters below the sites path (read recursively).
+            assert "*" not in text.replace("parameter${SitesPath}/*", ""), (owner, text)
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, (owner, action)
+
+
+def test_statements_name_the_exact_resources(template: dict[str, Any]) -> None:
+    by_action = {
+        action: (owner, statement["Resource"])
+        for owner, statement in statements(template)
+        for action in as_list(statement["Action"])
+    }
+    ssm = as_list(by_action["ssm:GetParametersByPath"][1])
+    assert all("parameter${SitesPath}" in resource["Fn::Sub"] for resource in ssm)
+    assert by_action["lambda:InvokeFunction"] == (
+        "SchedulerFunction",
+        {"Fn::GetAtt": ["CheckerFunction", "Arn"]},
+    )
+    assert by_action["kafka-cluster:WriteData"][0] == "CheckerFunction"
+    assert (
+        ":topic/${Cluster}/${Uuid}/${KafkaTopic}"
+        in by_action["kafka-cluster:WriteData"][1]["Fn::Sub"][0]
+    )
+    assert by_action["kafka-cluster:Connect"][1] == {"Ref": "MskClusterArn"}
+    assert (
+        ":group/${Cluster}/${Uuid}/${WriterConsumerGroupId}"
+        in (by_action["kafka-cluster:AlterGroup"][1]["Fn::Sub"][0])
+    )
+    assert by_action["sqs:SendMessage"] == (
+        "WriterRole",
+        {"Fn::GetAtt": ["WriterFailureQueue", "Arn"]},
+    )
+    assert by_action["secretsmanager:GetSecretValue"] == (
+        "WriterRole",
+        {"Ref": "DatabaseSecretArn"},
+    )
+    assert (
+        ":dbuser:${DatabaseResourceId}/${DatabaseUser}"
+        in (by_action["rds-db:connect"][1]["Fn::Sub"])
+    )
+
+
+def test_database_credentials_are_conditional_on_the_chosen_auth(template: dict[str, Any]) -> None:
+    policy = props(template, "WriterRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    conditional = {s["Fn::If"][0]: s["Fn::If"][1]["Sid"] for s in policy if "Fn::If" in s}
+    assert conditional == {"UseDbSecret": "DatabasePassword", "UseDbIam": "DatabaseIamToken"}
+    assert set(template["Rules"]) == {"SecretAuthNeedsSecret", "IamAuthNeedsResourceId"}
+
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|CREDENTIAL", re.IGNORECASE)
+CREDENTIALS_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_no_secret_in_any_environment(template: dict[str, Any], logical_id: str) -> None:
+    for name, value in function_env(template, logical_id).items():
+        if SECRET_NAME.search(name):
+            assert name.endswith("_ARN"), name  # a pointer to the secret, never the secret
+        assert name != "DATABASE_URL"  # local only: it would carry the password
+        assert not CREDENTIALS_IN_URL.search(json.dumps(value)), name
+
+
+def test_no_parameter_carries_a_secret_default(template: dict[str, Any]) -> None:
+    for name, parameter in template["Parameters"].items():
+        if SECRET_NAME.search(name):
+            assert name.endswith("Arn"), name
+            assert parameter.get("Default", "") == ""
+        assert parameter.get("NoEcho") is None  # nothing secret is a parameter at all
+
+
+def package_env_names() -> set[str]:
+    """The variable names the package reads through the config helpers and os.environ."""
+    names: set[str] = set()
+    for path in (ROOT / "layers/webchecker/webchecker").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    names.add(first.value)
+    return {name for name in names if re.fullmatch(r"[A-Z][A-Z0-9_]+", name)}
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_environment_holds_only_variables_the_code_reads(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    read = package_env_names()
+    for name in function_env(template, logical_id):
+        assert name.startswith("POWERTOOLS_") or name in read, f"{name} is read nowhere"
+
+
+def test_each_function_gets_what_its_settings_require(template: dict[str, Any]) -> None:
+    assert {"SITES_PATH", "CHECKER_FUNCTION_NAME"} <= set(
+        function_env(template, "SchedulerFunction")
+    )
+    checker = function_env(template, "CheckerFunction")
+    assert checker["KAFKA_AUTH"] == "iam"
+    assert checker["CHECKER_ALLOW_PRIVATE_TARGETS"] == "false"
+    assert {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC"} <= set(checker)
+    writer = function_env(template, "WriterFunction")
+    assert {
+        "DB_HOST",
+        "DB_PORT",
+        "DB_NAME",
+        "DB_USER",
+        "DB_SCHEMA",
+        "DB_SECRET_ARN",
+        "DB_IAM_AUTH",
+    } <= set(writer)
+
+
+def test_example_site_is_valid_for_the_site_model(template: dict[str, Any]) -> None:
+    site = props(template, "ExampleSite")
+    assert site["Name"] == {"Fn::Sub": "${SitesPath}/example"}
+    value = site["Value"]["Fn::Sub"].replace(
+        "${ExampleSiteUrl}", template["Parameters"]["ExampleSiteUrl"]["Default"]
+    )
+    parsed = Site.from_dict(json.loads(value), default_id="example")
+    assert parsed.id == "example"
+    assert parsed.url == "https://example.com/"
+
+
+# -- samconfig.toml ----------------------------------------------------------------------------
+
+
+def overrides(section: dict[str, Any]) -> dict[str, str]:
+    pairs = section["parameter_overrides"]
+    return dict(re.fullmatch(r'(\w+)="(.*)"', pair).groups() for pair in pairs)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("environment", ["default", "staging", "prod"])
+def test_samconfig_environment_sets_every_required_parameter(
+    template: dict[str, Any], environment: str
+) -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    deploy = config[environment]["deploy"]["parameters"]
+    assert deploy["stack_name"].startswith("webchecker")
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["region"]
+    given = overrides(deploy)
+    assert set(given) <= set(template["Parameters"])
+    required = {name for name, p in template["Parameters"].items() if "Default" not in p}
+    assert required <= set(given)
+    if given.get("DatabaseAuth", "secret") == "secret":
+        assert given["DatabaseSecretArn"]
+    else:
+        assert given["DatabaseResourceId"]
+
+
+def test_samconfig_stacks_are_distinct() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    stacks = [
+        config[env]["deploy"]["parameters"]["stack_name"] for env in ("default", "staging", "prod")
+    ]
+    assert len(set(stacks)) == 3
