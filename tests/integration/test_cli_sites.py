@@ -340,6 +340,24 @@ def test_import_refuses_the_whole_file_when_any_entry_is_invalid(
     assert snapshot_parameters(seeded) == before
 
 
+def test_import_never_replaces_an_array_that_holds_other_sites(
+    ssm_client: SSMClient, run: Run, tmp_path: Path
+) -> None:
+    # An array parameter that happens to be named like the imported id.
+    pack = [
+        {"id": "web", "url": "http://127.0.0.1:1/"},
+        {"id": "api", "url": "http://127.0.0.1:2/"},
+    ]
+    put_parameters(ssm_client, {f"{ROOT}/web": pack})
+    file = tmp_path / "sites.json"
+    file.write_text('[{"id": "web", "url": "http://127.0.0.1:3/"}]')
+    before = snapshot_parameters(ssm_client)
+    code, _, err = run("import", str(file))
+    assert code == 2
+    assert f"{ROOT}/web also holds api" in err
+    assert snapshot_parameters(ssm_client) == before
+
+
 def test_import_of_a_missing_file(seeded: SSMClient, run: Run, tmp_path: Path) -> None:
     before = snapshot_parameters(seeded)
     code, _, err = run("import", str(tmp_path / "nope.yaml"))

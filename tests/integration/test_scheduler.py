@@ -15,15 +15,12 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from aws_lambda_powertools import Metrics
-from botocore.config import Config
 
-from tests.fixtures.aws import InvokeRecorder, put_parameters
+from tests.fixtures.aws import InvokeRecorder, put_parameters, unreachable_lambda_client
 from tests.fixtures.lambda_context import EVENTS_DIR as _EVENTS_DIR
 from tests.fixtures.lambda_context import FakeLambdaContext, load_event
-from webchecker.embedded.network import free_port
 from webchecker.exceptions import FanoutError
 from webchecker.fanout import LambdaInvoker
 from webchecker.scheduler import SchedulerSettings, run_schedule
@@ -309,12 +306,7 @@ def test_when_no_invoke_succeeds_the_tick_fails_after_its_metrics(
     # name or a missing permission would in AWS). moto's Docker-free Lambda accepts any
     # function name, so the failure comes from the connection instead.
     put_parameters(ssm_client, {f"{ROOT}/one": {"url": "http://127.0.0.1/"}})
-    client = boto3.client(
-        "lambda",
-        region_name="eu-west-1",
-        endpoint_url=f"http://127.0.0.1:{free_port('127.0.0.1')}",
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=2),
-    )
+    client = unreachable_lambda_client()
     settings = SchedulerSettings(checker_function_name="webchecker-checker")
     metrics = Metrics(namespace="Webchecker")
     try:

@@ -6,11 +6,9 @@ import json
 import logging
 import threading
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from webchecker.embedded.network import free_port
+from tests.fixtures.aws import unreachable_lambda_client
 from webchecker.exceptions import FanoutError
 from webchecker.fanout import LambdaInvoker, fan_out
 from webchecker.schedule import Shard
@@ -69,19 +67,9 @@ def test_nothing_to_send_sends_nothing() -> None:
     assert fan_out([], invoker).sent == 0
 
 
-def test_lambda_invoker_turns_a_connection_failure_into_fanout_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_lambda_invoker_turns_a_connection_failure_into_fanout_error() -> None:
     # A loopback port with nothing listening: botocore's own error, converted where raised.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    client = boto3.client(
-        "lambda",
-        region_name="eu-west-1",
-        endpoint_url=f"http://127.0.0.1:{free_port('127.0.0.1')}",
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=2),
-    )
-    invoker = LambdaInvoker("webchecker-checker", client=client)
+    invoker = LambdaInvoker("webchecker-checker", client=unreachable_lambda_client())
     with pytest.raises(FanoutError, match="invoke of webchecker-checker failed"):
         invoker(b"{}")
     result = fan_out(shards(3), invoker, concurrency=2)

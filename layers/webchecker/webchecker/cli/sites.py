@@ -23,7 +23,7 @@ import yaml
 
 from webchecker.exceptions import SiteError
 from webchecker.site_store import SiteStore, SiteStoreSettings, StoredParameter
-from webchecker.sites import SITE_ID_PATTERN, Site, SiteCatalog
+from webchecker.sites import SITE_ID_PATTERN, Site, SiteCatalog, load_sites
 
 JsonObject = dict[str, Any]
 
@@ -333,7 +333,15 @@ def _import(args: argparse.Namespace) -> int:
                 "edit it there or remove it first"
             )
             continue
-        plans.append((name, entries[seen[site.id]], context.store.get(name)))
+        current = context.store.get(name)
+        others = _other_sites(current, site.id)
+        if others:
+            errors.append(
+                f"[{seen[site.id]}] id: {name} also holds {', '.join(others)}; "
+                "replacing it would remove them"
+            )
+            continue
+        plans.append((name, entries[seen[site.id]], current))
     if errors:
         raise SiteError(f"{args.file}: nothing written:\n  " + "\n  ".join(errors))
 
@@ -401,6 +409,14 @@ def _id_from_url(url: str) -> str:
     if not SITE_ID_PATTERN.fullmatch(candidate):
         raise SiteError(f"cannot derive an id from {url!r}; pass --id", field="id")
     return candidate
+
+
+def _other_sites(current: StoredParameter | None, site_id: str) -> list[str]:
+    """Ids of the valid sites in ``current`` other than ``site_id`` (an array parameter)."""
+    if current is None:
+        return []
+    held = load_sites({current.name: current.value}).sites
+    return sorted(site.id for site in held if site.id != site_id)
 
 
 def _refuse_taken(context: _Context, site_id: str) -> None:
