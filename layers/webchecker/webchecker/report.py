@@ -1,0 +1,211 @@
+"""Availability and latency per site, from the hourly rollups and the latest rows.
+
+Counts and percentiles come from ``checks_hourly`` (whole hours: the window starts at the
+hour that holds ``since``), so a year is as quick to report as a day; percentiles are
+estimated from the merged fixed-bucket histograms (``webchecker.histogram``). The last
+check and the last failure come from ``checks`` through its (site_id, checked_at) indexes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from webchecker.database import Database, quote_identifier
+from webchecker.histogram import BUCKETS, percentile
+from webchecker.results import format_timestamp
+
+_DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """``24h``, ``30m``, ``7d``, ``2w``, ``90s`` before ``now``, or an RFC 3339 timestamp."""
+    now = now or datetime.now(UTC)
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match:
+        seconds = float(match["amount"]) * _UNITS[match["unit"]]
+        return now - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: expected a duration like 24h, 30m, 7d, 2w or an RFC 3339 timestamp"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteReport:
+    """One site's line of the report."""
+
+    site_id: str
+    checks: int
+    failures: int
+    availability: float | None  # percent of checks that passed
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    last_checked_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None  # the latest failure within the window
+    last_error_at: datetime | None
+    last_error_detail: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "site_id": self.site_id,
+            "checks": self.checks,
+            "failures": self.failures,
+            "availability": _round(self.availability, 3),
+            "p50_ms": _round(self.p50_ms, 1),
+            "p95_ms": _round(self.p95_ms, 1),
+            "p99_ms": _round(self.p99_ms, 1),
+            "last_checked_at": _timestamp(self.last_checked_at),
+            "last_status_code": self.last_status_code,
+            "last_error": self.last_error,
+            "last_error_at": _timestamp(self.last_error_at),
+            "last_error_detail": self.last_error_detail,
+        }
+
+
+def build_report(
+    database: Database, *, since: datetime, site_id: str | None = None
+) -> list[SiteReport]:
+    """Every site with checks since ``since`` (or just ``site_id``), sorted by id."""
+    schema = quote_identifier(database.schema)
+    window = "hour >= date_trunc('hour', CAST(:since AS timestamptz), 'UTC')"
+    site_filter = "(CAST(:site AS text) IS NULL OR site_id = CAST(:site AS text))"
+    with database.transaction() as connection:
+        totals = connection.run(
+            "SELECT site_id, sum(checks), sum(failures), min(latency_min_ms), max(latency_max_ms)"
+            f" FROM {schema}.checks_hourly WHERE {window} AND {site_filter}"
+            " GROUP BY site_id ORDER BY site_id",
+            since=since,
+            site=site_id,
+        )
+        buckets = connection.run(
+            "SELECT site_id, u.i, sum(u.n)"
+            f" FROM {schema}.checks_hourly,"
+            " unnest(latency_histogram) WITH ORDINALITY AS u(n, i)"
+            f" WHERE {window} AND {site_filter} GROUP BY site_id, u.i",
+            since=since,
+            site=site_id,
+        )
+        sites = [row[0] for row in totals]
+        latest = connection.run(
+            "SELECT s.site_id, c.checked_at, c.status_code, f.error, f.checked_at,"
+            " f.error_detail"
+            " FROM unnest(CAST(:sites AS text[])) AS s(site_id)"
+            " LEFT JOIN LATERAL (SELECT checked_at, status_code"
+            f"   FROM {schema}.checks WHERE site_id = s.site_id"
+            "   ORDER BY checked_at DESC LIMIT 1) c ON true"
+            " LEFT JOIN LATERAL (SELECT checked_at, error, error_detail"
+            f"   FROM {schema}.checks WHERE site_id = s.site_id AND NOT ok"
+            "   AND checked_at >= :since ORDER BY checked_at DESC LIMIT 1) f ON true",
+            sites=sites,
+            since=since,
+        )
+    histograms: dict[str, list[int]] = defaultdict(lambda: [0] * BUCKETS)
+    for site, index, count in buckets:
+        histograms[site][int(index) - 1] = int(count)
+    last = {row[0]: row[1:] for row in latest}
+    reports = []
+    for site, checks, failures, fastest, slowest in totals:
+        checked_at, status_code, error, error_at, detail = last.get(site, (None,) * 5)
+        p50, p95, p99 = (
+            _estimate(histograms[site], fraction, fastest, slowest)
+            for fraction in (0.5, 0.95, 0.99)
+        )
+        checks, failures = int(checks), int(failures)
+        reports.append(
+            SiteReport(
+                site_id=site,
+                checks=checks,
+                failures=failures,
+                availability=100.0 * (checks - failures) / checks if checks else None,
+                p50_ms=p50,
+                p95_ms=p95,
+                p99_ms=p99,
+                last_checked_at=checked_at,
+                last_status_code=status_code,
+                last_error=error,
+                last_error_at=error_at,
+                last_error_detail=detail,
+            )
+        )
+    return reports
+
+
+def _estimate(
+    histogram: Sequence[int], fraction: float, fastest: float | None, slowest: float | None
+) -> float | None:
+    if fastest is None or slowest is None:  # no check of the site had a response time
+        return None
+    return percentile(histogram, fraction, minimum=fastest, maximum=slowest)
+
+
+_HEADERS = ("SITE", "CHECKS", "AVAIL %", "P50 ms", "P95 ms", "P99 ms", "LAST CHECK (UTC)",
+            "STATUS", "LAST ERROR")  # fmt: skip
+
+
+def format_table(reports: Sequence[SiteReport]) -> str:
+    """A fixed-width table for a terminal (numbers right-aligned)."""
+    if not reports:
+        return "no checks in this period"
+    rows = [_HEADERS] + [
+        (
+            report.site_id,
+            str(report.checks),
+            _fixed(report.availability, 2),
+            _fixed(report.p50_ms, 0),
+            _fixed(report.p95_ms, 0),
+            _fixed(report.p99_ms, 0),
+            _short_time(report.last_checked_at),
+            "-" if report.last_status_code is None else str(report.last_status_code),
+            _last_error(report),
+        )
+        for report in reports
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADERS))]
+    numeric = {1, 2, 3, 4, 5}
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(width) if index in numeric else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _last_error(report: SiteReport) -> str:
+    if report.last_error is None:
+        return "-"
+    text = f"{report.last_error} at {_short_time(report.last_error_at)}"
+    if report.last_error_detail:
+        detail = report.last_error_detail
+        text += f": {detail if len(detail) <= 60 else detail[:57] + '...'}"
+    return text
+
+
+def _fixed(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _short_time(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _timestamp(moment: datetime | None) -> str | None:
+    return None if moment is None else format_timestamp(moment)
