@@ -98,6 +98,26 @@ def demo_sites(demo: str) -> list[dict[str, Any]]:
     ]
 
 
+def follow_demo(value: str, old: str, new: str) -> str:
+    """A saved parameter value with its demo-target URLs moved from ``old`` to ``new``.
+
+    The demo server may listen on another port in the next run (``--demo-port``); sites
+    pointing at it follow, every other field is kept as the user left it.
+    """
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value  # invalid JSON stays invalid (and is reported by the scheduler)
+    entries = parsed if isinstance(parsed, list) else [parsed]
+    changed = False
+    for entry in entries:
+        url = entry.get("url") if isinstance(entry, dict) else None
+        if isinstance(url, str) and url.startswith(old + "/"):
+            entry["url"] = new + url[len(old) :]
+            changed = True
+    return json.dumps(parsed) if changed else value
+
+
 @dataclass(frozen=True, kw_only=True)
 class LocalSettings:
     """How ``webchecker local`` runs. Arguments beat environment variables, which beat defaults."""
@@ -463,10 +483,14 @@ class LocalStack:
         return client
 
     def _load_sites(self) -> None:
+        assert self.demo is not None
+        demo = self.demo.url("").rstrip("/")
         saved = None
         if self.settings.persist_sites and self.sites_file.exists():
             try:
-                saved = json.loads(self.sites_file.read_text())["parameters"]
+                content = json.loads(self.sites_file.read_text())
+                saved = content["parameters"]
+                saved_demo = content.get("demo")
             except (ValueError, KeyError, TypeError) as error:
                 raise ConfigurationError(
                     f"{self.sites_file}: not a saved site list ({error}); move it away to start "
@@ -475,17 +499,19 @@ class LocalStack:
         client = self.ssm()
         if saved is not None:
             for parameter in saved:
+                value = parameter["value"]
+                if saved_demo and saved_demo != demo:
+                    value = follow_demo(value, saved_demo, demo)
                 client.put_parameter(
                     Name=parameter["name"],
-                    Value=parameter["value"],
+                    Value=value,
                     Type=parameter.get("type", "String"),
                     Overwrite=True,
                     Tier="Intelligent-Tiering",
                 )
             logger.info("loaded %d site parameters from %s", len(saved), self.sites_file)
         elif self.settings.seed:
-            assert self.demo is not None
-            examples = demo_sites(self.demo.url("").rstrip("/"))
+            examples = demo_sites(demo)
             if self.settings.public_sites:
                 examples += [dict(site) for site in PUBLIC_SITES]
             for site in examples:
@@ -519,9 +545,13 @@ class LocalStack:
         """Writes the site list to ``sites.json`` if it changed (atomically)."""
         if not self.settings.persist_sites or self.aws is None or self.aws.pid is None:
             return
-        text = json.dumps(
-            {"path": self.settings.sites_path, "parameters": self.export_sites()}, indent=2
-        )
+        assert self.demo is not None
+        content = {
+            "path": self.settings.sites_path,
+            "demo": self.demo.url("").rstrip("/"),  # sites under it follow the demo port
+            "parameters": self.export_sites(),
+        }
+        text = json.dumps(content, indent=2)
         if text == self._saved_sites:
             return
         partial = self.sites_file.with_suffix(".json.partial")

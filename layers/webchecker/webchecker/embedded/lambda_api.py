@@ -147,6 +147,7 @@ def _worker_init(spec: FunctionSpec, env: Mapping[str, str], log_path: str | Non
     # Ctrl-C in the terminal reaches the whole process group: the stack, not its
     # containers, decides when they stop (after in-flight invocations).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     os.environ.update(env)
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", spec.name)
     os.environ.update(spec.env)
@@ -162,6 +163,18 @@ def _worker_init(spec: FunctionSpec, env: Mapping[str, str], log_path: str | Non
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     _handler = load_handler(spec.path, spec.handler, f"webchecker_function_{spec.name}")
+
+
+def _exit_with_parent() -> None:
+    """Ends this container when the stack that started it is gone (even after SIGKILL)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _worker_invoke(
@@ -386,6 +399,8 @@ class LambdaApi:
             logger.warning(
                 "%s %s attempt %d failed: %s", spec.name, request_id, attempt, error_text
             )
+        elif self._on_success is not None:
+            self._on_success(spec.name, body)
         return ok, body
 
     def _submit(self, spec: FunctionSpec, payload: bytes, request_id: str, attempt: int) -> None:
