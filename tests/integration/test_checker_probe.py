@@ -404,6 +404,7 @@ def test_loopback_targets_are_blocked_by_default_before_any_connection(
 def test_loopback_targets_are_allowed_with_the_flag(http_targets: HttpTargets, host: str) -> None:
     result = check(f"http://{host}:{http_targets.port}/ok")
     assert result.ok, result
+    assert result.dns_ms is not None
 
 
 def test_every_redirect_hop_is_guarded(http_targets: HttpTargets) -> None:
@@ -424,7 +425,7 @@ def test_every_redirect_hop_is_guarded(http_targets: HttpTargets) -> None:
 
 
 def test_many_slow_sites_finish_in_about_one_timeout(http_targets: HttpTargets) -> None:
-    timeout = 0.5
+    timeout = 1.0
     sites = [
         site(http_targets.url(f"/slow/5?n={n}"), id=f"slow-{n}", timeout=timeout) for n in range(40)
     ]
@@ -433,7 +434,7 @@ def test_many_slow_sites_finish_in_about_one_timeout(http_targets: HttpTargets) 
     elapsed = time.monotonic() - started
     assert [r.error for r in results] == ["timeout"] * 40
     assert [r.site_id for r in results] == [s.id for s in sites]  # results in site order
-    assert elapsed < 3 * timeout  # one timeout, not the sum (20 s)
+    assert elapsed < 3 * timeout  # about one timeout, not the sum (40 s)
 
 
 def test_concurrency_is_bounded(http_targets: HttpTargets) -> None:
