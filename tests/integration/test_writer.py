@@ -256,3 +256,18 @@ def test_a_custom_schema_is_created_and_used(
     assert rows(database, "SELECT to_regclass('webchecker.checks') IS NULL AS absent") == [
         {"absent": True}
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["tab\there", "line\nbreak\r\n", "back\\slash \\N \\t", "ünïcödé ✓ 日本", "'quote\" ;--"],
+)
+def test_text_that_copy_would_misread_is_stored_exactly(
+    app: ModuleType, database: Database, text: str
+) -> None:
+    sent = failed_message(error="other", error_detail=text, url=f"https://example.com/{text}")
+
+    invoke(app, msk_event(records([sent])))
+
+    (row,) = rows(database, "SELECT url, error_detail FROM webchecker.checks")
+    assert (row["url"], row["error_detail"]) == (sent["url"], text)

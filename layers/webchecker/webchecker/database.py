@@ -204,12 +204,15 @@ def server_error(error: BaseException) -> pg8000.exceptions.DatabaseError | None
     then raise "network error" while handling it: the server's reason is in the chain.
     """
     seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
         if isinstance(current, pg8000.exceptions.DatabaseError):
             return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     return None
 
 
