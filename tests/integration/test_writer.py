@@ -27,8 +27,11 @@ APP = Path(__file__).resolve().parents[2] / "functions" / "writer" / "app.py"
 
 def load_app(monkeypatch: pytest.MonkeyPatch, database_url: str, **env: str) -> ModuleType:
     """Imports functions/writer/app.py afresh: its cold start reads the environment."""
+    # Powertools takes over the "webchecker" logger at a cold start: restore it afterwards
     service_logger = logging.getLogger("webchecker")
     monkeypatch.setattr(service_logger, "handlers", [])
+    monkeypatch.setattr(service_logger, "propagate", service_logger.propagate)
+    monkeypatch.setattr(service_logger, "level", service_logger.level)
     for attribute in ("init", "powertools_handler"):
         monkeypatch.setattr(service_logger, attribute, None, raising=False)
     settings = {

@@ -294,16 +294,10 @@ class Database:
     """One connection per container, opened on first use and re-opened after a failure."""
 
     def __init__(
-        self,
-        settings: DatabaseSettings,
-        *,
-        secrets_client: SecretsManagerClient | None = None,
-        rds_client: RDSClient | None = None,
+        self, settings: DatabaseSettings, *, credentials: Credentials | None = None
     ) -> None:
         self.settings = settings
-        self._credentials = Credentials(
-            settings, secrets_client=secrets_client, rds_client=rds_client
-        )
+        self._credentials = credentials or Credentials(settings)
         self._connection: pg8000.native.Connection | None = None
 
     @property
