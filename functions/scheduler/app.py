@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from webchecker.fanout import LambdaInvoker, new_lambda_client
@@ -14,6 +15,8 @@ from webchecker.site_store import SiteStore
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# The package logs through stdlib child loggers of "webchecker": give them the same JSON.
+copy_config_to_registered_loggers(source_logger=logger, include={"webchecker"})
 
 # Cold start: bad configuration fails here; clients (and the site cache) live per container.
 SETTINGS = SchedulerSettings.from_env()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 APP = _EVENTS_DIR.parent / "functions" / "scheduler" / "app.py"
 ROOT = "/webchecker/sites"
+SERVICE = "webchecker-scheduler"
 INTERVALS = [60, 120, 300, 600, 3600]
 
 
@@ -44,12 +45,16 @@ def due_by_contract(site_id: str, interval: int, when: datetime) -> bool:
 def load_app(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
     """Imports functions/scheduler/app.py afresh (its cold start reads the environment)."""
     monkeypatch.setenv("CHECKER_FUNCTION_NAME", "webchecker-checker")
-    # Powertools configures the "webchecker" logger once per process, writing to the
-    # sys.stdout of that moment (an earlier test's capture): start it afresh for this test.
-    service_logger = logging.getLogger("webchecker")
-    monkeypatch.setattr(service_logger, "handlers", [])
-    for attribute in ("init", "powertools_handler"):
-        monkeypatch.setattr(service_logger, attribute, None, raising=False)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SERVICE)  # as template.yaml names it
+    # Powertools configures a logger once per process, writing to the sys.stdout of that
+    # moment (an earlier test's capture), and the handler rewires "webchecker" to it: start
+    # both afresh for this test, and put them back afterwards.
+    for name in (SERVICE, "webchecker"):
+        configured = logging.getLogger(name)
+        monkeypatch.setattr(configured, "handlers", [])
+        monkeypatch.setattr(configured, "propagate", configured.propagate)
+        for attribute in ("init", "powertools_handler"):
+            monkeypatch.setattr(configured, attribute, None, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location("scheduler_app_under_test", APP)
@@ -150,7 +155,6 @@ def test_handler_schedules_every_due_site_from_parameter_store(
     checker_function: str,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = load_app(monkeypatch, CHECKS_PER_INVOCATION="20")
     recorder = recorded(app)
@@ -180,16 +184,17 @@ def test_handler_schedules_every_due_site_from_parameter_store(
     assert sent["sec-a"]["expected_status"] == ["200-399"]
     assert sent["s001"]["url"] == "http://127.0.0.1:9/1"  # the first by name kept its id
 
-    # Each skipped entry is one warning carrying the parameter, index and reason as fields
-    # (Powertools' formatter turns them into JSON keys).
-    skipped = [r for r in caplog.records if r.getMessage().startswith("invalid site")]
-    assert all(r.levelname == "WARNING" for r in skipped)
-    assert {(r.parameter, r.index) for r in skipped} == EXPECTED_INVALID  # type: ignore[attr-defined]
-    reasons = {r.parameter: r.reason for r in skipped}  # type: ignore[attr-defined]
+    # Each skipped entry is one structured JSON warning with the parameter, index, reason.
+    output = json_lines(capsys.readouterr().out)
+    skipped = [line for line in output if str(line.get("message")).startswith("invalid site")]
+    assert {line["level"] for line in skipped} == {"WARNING"}
+    assert {line["name"] for line in skipped} == {"webchecker.scheduler"}
+    assert {(line["parameter"], line.get("index")) for line in skipped} == EXPECTED_INVALID
+    reasons = {line["parameter"]: line["reason"] for line in skipped}
     assert reasons[f"{ROOT}/bad/interval"].startswith("interval:")
     assert reasons[f"{ROOT}/bad/regex"].startswith("regex:")
     assert "duplicate" in reasons[f"{ROOT}/zz/duplicate"]
-    (emf,) = [line for line in json_lines(capsys.readouterr().out) if "_aws" in line]
+    (emf,) = [line for line in output if "_aws" in line]
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Webchecker"
     assert metric(emf, "InvalidSites") == len(EXPECTED_INVALID)
     assert metric(emf, "DueSites") == len(expected_due)
@@ -243,7 +248,7 @@ def test_large_sites_are_sharded_under_the_payload_limit(
     ssm_client: SSMClient,
     checker_function: str,
     lambda_context: FakeLambdaContext,
-    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # ~7.5 KB sites (about Parameter Store's 8 KB Advanced limit): 50 of them would be 375 KB.
     pad = "p" * 7500
@@ -266,9 +271,8 @@ def test_large_sites_are_sharded_under_the_payload_limit(
     assert max(invoke.size for invoke in recorder.invokes) > 200 * 1024  # packed, not sliced thin
     per_shard = 256 * 1024 // (7500 + 120)
     assert len(recorder.invokes) == result["invocations"] == math.ceil(120 / per_shard)
-    assert any(
-        getattr(r, "site_id", None) == "huge" and r.levelname == "ERROR" for r in caplog.records
-    )
+    output = json_lines(capsys.readouterr().out)
+    assert any(line.get("site_id") == "huge" and line["level"] == "ERROR" for line in output)
 
 
 def test_the_site_list_is_cached_for_sites_cache_seconds(
