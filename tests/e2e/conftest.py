@@ -1,8 +1,9 @@
-"""The whole pipeline on local services for the end-to-end tests: one stack per module.
+"""The whole pipeline on local services for the end-to-end tests.
 
 Real moto server, real Tansu broker (S3 storage on moto, so a restart keeps topics and
 offsets), an embedded PostgreSQL the tests may stop and start, the demo targets, and the
-three functions run by the local Lambda Invoke API. Ticks are driven directly.
+three functions run by the local Lambda Invoke API; one stack for the session, each test
+replaces the site list and reads only its own sites. Ticks are driven directly.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from webchecker.local import LocalSettings, LocalStack
 RETRY_DELAYS = (2.0, 4.0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     # Not under pytest's basetemp: as root, PostgreSQL runs as another user and needs its
     # directory's parents searchable, and every new pytest session resets pytest-of-root

@@ -708,7 +708,8 @@ def ensure_topic(
     """Creates the topic if it does not exist (MSK does not auto-create topics)."""
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    # log_level 3: errors only (librdkafka prints notices to stderr, over the live view)
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
     metadata = admin.list_topics(timeout=timeout)
     if topic in metadata.topics:
         return

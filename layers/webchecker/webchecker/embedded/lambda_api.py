@@ -271,8 +271,11 @@ class LambdaApi:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        # Every pool is told first, then waited for: the containers exit in parallel.
         for pool in self._pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=True)
         self._pools.clear()
 
     def __enter__(self) -> LambdaApi:
