@@ -235,6 +235,8 @@ def _create_partition(connection: pg8000.native.Connection, schema: str, month: 
         f"CREATE TABLE {name} (LIKE {quoted}.checks INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
     )
     bounds = f"checked_at >= '{low}T00:00:00Z' AND checked_at < '{high}T00:00:00Z'"
+    # no writer may add to the default partition between the move and the attach
+    connection.run(f"LOCK TABLE {quoted}.checks_default IN EXCLUSIVE MODE")
     connection.run(
         f"WITH moved AS (DELETE FROM {quoted}.checks_default WHERE {bounds} RETURNING *)"
         f" INSERT INTO {name} SELECT * FROM moved"

@@ -66,27 +66,30 @@ class BatchOutcome:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class ParsedBatch:
-    results: tuple[CheckResult, ...]  # valid and unique by check_id, in arrival order
-    rejects: tuple[Reject, ...]
-    received: int
-    valid: int  # valid records, counting repeats of a check_id within the batch
+class BatchValidator:
+    """Validates a batch record by record, as the rows stream into ``COPY``.
 
+    Invalid records become rejects (once per Kafka position); a ``check_id`` seen earlier in
+    the batch is dropped (the first one wins) and counted as valid, so that
+    ``duplicates = valid - inserted``.
+    """
 
-def parse_records(records: Iterable[KafkaRecord]) -> ParsedBatch:
-    """Validates every record; invalid ones become rejects, repeats are dropped."""
-    results: dict[str, CheckResult] = {}
-    rejects: dict[tuple[str, int, int], Reject] = {}
-    received = valid = 0
-    for record in records:
-        received += 1
+    def __init__(self) -> None:
+        self.received = 0
+        self.valid = 0
+        self.months: set[date] = set()
+        self.rejects: dict[tuple[str, int, int], Reject] = {}
+        self._seen: set[str] = set()
+
+    def accept(self, record: KafkaRecord) -> CheckResult | None:
+        """The record's result if it is valid and new in this batch, else None."""
+        self.received += 1
         try:
             if record.value_error is not None:
                 raise InvalidMessage(record.value_error)
             result = CheckResult.from_json(record.value)
         except InvalidMessage as error:
-            rejects.setdefault(
+            self.rejects.setdefault(
                 record.position,
                 Reject(
                     topic=record.topic,
@@ -96,15 +99,31 @@ def parse_records(records: Iterable[KafkaRecord]) -> ParsedBatch:
                     reason=str(error),
                 ),
             )
-            continue
-        valid += 1
-        results.setdefault(result.check_id, result)
-    return ParsedBatch(
-        results=tuple(results.values()),
-        rejects=tuple(rejects.values()),
-        received=received,
-        valid=valid,
-    )
+            return None
+        self.valid += 1
+        if result.check_id in self._seen:
+            return None
+        self._seen.add(result.check_id)
+        self.months.add(month_start(result.checked_at.date()))
+        return result
+
+    def copy_data(self, records: Sequence[KafkaRecord], per_chunk: int = 500) -> Iterator[bytes]:
+        """COPY data in chunks: pg8000 sends each as it is made, so the server parses one
+        chunk while the next one is validated (two cores at work instead of one)."""
+        for start in range(0, len(records), per_chunk):
+            lines = [
+                copy_line(result)
+                for result in map(self.accept, records[start : start + per_chunk])
+                if result is not None
+            ]
+            if lines:
+                yield "".join(lines).encode()
+
+
+def parse_records(records: Iterable[KafkaRecord]) -> list[CheckResult]:
+    """The valid, unique results of a batch (what ``write`` stores)."""
+    validator = BatchValidator()
+    return [result for result in map(validator.accept, records) if result is not None]
 
 
 # -- COPY text format --------------------------------------------------------------------
@@ -144,13 +163,6 @@ def copy_line(result: CheckResult) -> str:
         f"{_number(result.connect_ms)}\t{_number(result.tls_ms)}\t{_number(result.ttfb_ms)}\t"
         f"{_moment(result.tls_cert_expires_at)}\n"
     )
-
-
-def copy_chunks(results: Sequence[CheckResult], rows_per_chunk: int = 500) -> Iterator[bytes]:
-    """COPY data in chunks: pg8000 sends each as it comes, so the server parses one chunk
-    while we format the next."""
-    for start in range(0, len(results), rows_per_chunk):
-        yield "".join(map(copy_line, results[start : start + rows_per_chunk])).encode()
 
 
 # -- SQL ---------------------------------------------------------------------------------
@@ -224,38 +236,39 @@ class CheckStore:
 
     def write(self, records: Iterable[KafkaRecord]) -> BatchOutcome:
         """Stores a batch in one transaction; raises ``StoreUnavailable`` to have it retried."""
-        return self.write_parsed(parse_records(records))
-
-    def write_parsed(self, batch: ParsedBatch) -> BatchOutcome:
-        """``write`` after validation (the benchmark times the database part on its own)."""
-        self._ensure_partitions(batch.results)
+        batch = list(records)
+        validator = BatchValidator()
+        self._ensure_partitions(self._current_months())
         inserted = 0
         try:
             with self.database.transaction() as connection:
-                if batch.results:
-                    self._ensure_temp_table(connection)
-                    connection.run(
-                        f"COPY pg_temp.{_TEMP_TABLE} ({', '.join(COLUMNS)}) FROM STDIN",
-                        stream=copy_chunks(batch.results),
-                    )
+                self._ensure_temp_table(connection)
+                connection.run(
+                    f"COPY pg_temp.{_TEMP_TABLE} ({', '.join(COLUMNS)}) FROM STDIN",
+                    stream=validator.copy_data(batch),
+                )
+                if validator.valid:
                     inserted = int(connection.run(self._insert)[0][0])
-                self._insert_rejects(connection, batch.rejects)
+                self._insert_rejects(connection, list(validator.rejects.values()))
         except BaseException:
             self._temp_table_on = None  # its CREATE may have been rolled back with the batch
             raise
-        for reject in batch.rejects:
+        # Rows of a month without a partition went to the default partition; making the
+        # partition now moves them (a month is new only once per container)
+        self._ensure_partitions(validator.months)
+        for reject in validator.rejects.values():
             logger.warning(
-                "rejected %s-%s@%s: %s",
+                "rejected %s-%s offset %s: %s",
                 reject.topic,
                 reject.partition,
                 reject.offset,
                 reject.reason,
             )
         return BatchOutcome(
-            received=batch.received,
+            received=validator.received,
             inserted=inserted,
-            duplicates=batch.valid - inserted,
-            rejected=len(batch.rejects),
+            duplicates=validator.valid - inserted,
+            rejected=len(validator.rejects),
         )
 
     def _ensure_temp_table(self, connection: pg8000.native.Connection) -> None:
@@ -269,15 +282,19 @@ class CheckStore:
         )
         self._temp_table_on = connection
 
-    def _ensure_partitions(self, results: Sequence[CheckResult]) -> None:
-        """Creates missing monthly partitions for the batch's months within a sane range."""
+    def _current_months(self) -> set[date]:
+        today = datetime.now(UTC).date()
+        return {month_start(today), month_start(today + timedelta(days=31))}
+
+    def _ensure_partitions(self, months: Iterable[date]) -> None:
+        """Creates missing monthly partitions within a sane range (retention .. 2 months
+        ahead); a row outside it stays in the default partition."""
         now = datetime.now(UTC)
         earliest = month_start(
             (now - timedelta(days=self.retention.retention_days or 36600)).date()
         )
         latest = month_start((now + timedelta(days=31 * _PARTITIONS_AHEAD_MONTHS)).date())
-        months = {month_start(result.checked_at.date()) for result in results}
-        wanted = {m for m in months - self._known_months if earliest <= m <= latest}
+        wanted = {m for m in set(months) - self._known_months if earliest <= m <= latest}
         if wanted:
             self._known_months |= ensure_partitions(self.database, wanted)
 
