@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from webchecker.embedded.broker import EmbeddedBroker
 from webchecker.embedded.network import free_port
 from webchecker.exceptions import PublishError
 from webchecker.results import CheckResult
@@ -112,3 +114,21 @@ def test_an_unreachable_broker_raises_within_the_delivery_timeout(create_topic: 
     with pytest.raises(PublishError, match=r"127\.0\.0\.1"):
         publisher.publish([result("a"), result("b")])
     assert time.monotonic() - started < 2.0 + 5.0
+
+
+def test_a_publisher_recovers_once_the_broker_is_back() -> None:
+    # One container across a broker outage: the first invocation fails, a later one succeeds.
+    port = free_port()
+    settings = settings_for(f"127.0.0.1:{port}", delivery_timeout_ms=2000, create_topic=False)
+    publisher = KafkaPublisher(settings)
+    with pytest.raises(PublishError, match="not delivered"):
+        publisher.publish([result("lost")])
+    with EmbeddedBroker(port=port):
+        KafkaPublisher(dataclasses.replace(settings, create_topic=True)).ensure_topic()
+        try:
+            assert publisher.publish([result("a"), result("b")]) == 2
+        finally:
+            publisher.close()
+        # Ask for one more than expected: the failed invocation's result must not show up late.
+        keys = [m.key for m in read_messages(settings, count=3, timeout=3)]
+    assert sorted(keys) == [b"a", b"b"]

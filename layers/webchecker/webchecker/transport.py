@@ -221,15 +221,16 @@ class KafkaPublisher:
                     except BufferError:  # the local queue is full: let some messages leave
                         producer.poll(0.05)
             # The message timeout bounds each message; the margin only covers the callbacks.
-            remaining = producer.flush(self.settings.delivery_timeout_s + 5.0)
+            remaining = producer.flush(self.settings.delivery_timeout_s + 2.0)
         except KafkaException as error:
             raise PublishError(f"publishing to {topic} failed: {error}") from error
         if remaining or failures:
-            if remaining:
-                # Not delivered in time: drop what is still queued, so that a later invocation
-                # does not deliver stale results behind its own (the check will be retried).
-                producer.purge(in_queue=True, in_flight=False)
-                producer.poll(0)
+            # Drop what is still queued, so that a later invocation does not deliver stale
+            # results behind its own (the invocation is retried), and start the next
+            # invocation on a fresh producer: an idempotent producer can be left fenced.
+            producer.purge(in_queue=True, in_flight=False)
+            producer.poll(0)
+            self._producer = None
             missing = len(results) - delivered
             reason = failures[0] if failures else "not delivered before the timeout"
             raise PublishError(
