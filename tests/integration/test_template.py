@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -430,3 +432,40 @@ def test_samconfig_stacks_are_distinct() -> None:
         config[env]["deploy"]["parameters"]["stack_name"] for env in ("default", "staging", "prod")
     ]
     assert len(set(stacks)) == 3
+
+
+# -- the makefile builds (sam build runs the same targets; the dependencies layer in make lint) --
+
+
+@pytest.mark.parametrize(("logical_id", "name"), FUNCTIONS.items())
+def test_function_makefile_puts_the_handler_in_the_artifacts_dir(
+    tmp_path: Path, logical_id: str, name: str
+) -> None:
+    # SAM runs make in a scratch copy of the code directory: paths must not depend on it.
+    subprocess.run(
+        ["make", "--makefile", str(ROOT / "functions" / name / "Makefile"), f"build-{logical_id}"],
+        cwd=tmp_path,
+        env={**os.environ, "ARTIFACTS_DIR": str(tmp_path)},
+        check=True,
+        capture_output=True,
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["app.py"]
+    assert (tmp_path / "app.py").read_text() == (ROOT / "functions" / name / "app.py").read_text()
+
+
+def test_webchecker_layer_makefile_ships_the_package_without_bytecode(tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    subprocess.run(
+        ["make", "--makefile", str(ROOT / "layers/webchecker/Makefile"), "build-WebcheckerLayer"],
+        cwd=tmp_path,
+        env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
+        check=True,
+        capture_output=True,
+    )
+    package = artifacts / "python" / "webchecker"
+    source = ROOT / "layers/webchecker/webchecker"
+    shipped = {p.relative_to(package) for p in package.rglob("*.py")}
+    assert shipped == {p.relative_to(source) for p in source.rglob("*.py")}
+    assert not list(artifacts.rglob("__pycache__"))
+    assert not list(artifacts.rglob("*.pyc"))
