@@ -86,6 +86,13 @@ def checker_env(monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str) -> KafkaS
     return KafkaSettings.from_env()
 
 
+@pytest.fixture
+def allow_loopback(checker_env: KafkaSettings, monkeypatch: pytest.MonkeyPatch) -> KafkaSettings:
+    """The checker environment with CHECKER_ALLOW_PRIVATE_TARGETS=true."""
+    monkeypatch.setenv("CHECKER_ALLOW_PRIVATE_TARGETS", "true")
+    return checker_env
+
+
 def published(settings: KafkaSettings, count: int) -> dict[str, CheckResult]:
     messages = read_messages(settings, count=count, timeout=15)
     results: dict[str, CheckResult] = {}
@@ -99,19 +106,17 @@ def published(settings: KafkaSettings, count: int) -> dict[str, CheckResult]:
 
 
 def test_loopback_sites_are_checked_and_published_when_private_targets_are_allowed(
-    checker_env: KafkaSettings,
+    allow_loopback: KafkaSettings,
     http_targets: HttpTargets,
-    monkeypatch: pytest.MonkeyPatch,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("CHECKER_ALLOW_PRIVATE_TARGETS", "true")
-    app = cold_start()
+    app = cold_start()  # in the test, so that its log stream is the one capsys reads
     event = loopback_event(http_targets)
     summary = app.lambda_handler(event, lambda_context)
     assert summary == {"checked": 7, "ok": 3, "failed": 4, "published": 7, "invalid": 0}
 
-    results = published(checker_env, 7)
+    results = published(allow_loopback, 7)
     assert {site_id: r.error for site_id, r in results.items()} == {
         "healthy": None,
         "second-loopback": None,
@@ -162,13 +167,11 @@ def test_loopback_sites_are_blocked_by_default(
 
 
 def test_an_invalid_site_is_reported_and_the_others_are_checked(
-    checker_env: KafkaSettings,
+    allow_loopback: KafkaSettings,
     http_targets: HttpTargets,
-    monkeypatch: pytest.MonkeyPatch,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("CHECKER_ALLOW_PRIVATE_TARGETS", "true")
     app = cold_start()
     event = loopback_event(http_targets)
     event["sites"] = [
@@ -178,7 +181,7 @@ def test_an_invalid_site_is_reported_and_the_others_are_checked(
     ]
     summary = app.lambda_handler(event, lambda_context)
     assert summary == {"checked": 1, "ok": 1, "failed": 0, "published": 1, "invalid": 2}
-    assert set(published(checker_env, 1)) == {"healthy"}
+    assert set(published(allow_loopback, 1)) == {"healthy"}
     logged = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if "invalid" in line
     ]
@@ -226,12 +229,10 @@ def test_an_unreachable_broker_makes_the_handler_raise_within_the_delivery_timeo
 
 
 def test_the_producer_survives_across_invocations_of_one_container(
-    checker_env: KafkaSettings,
+    allow_loopback: KafkaSettings,
     http_targets: HttpTargets,
-    monkeypatch: pytest.MonkeyPatch,
     lambda_context: FakeLambdaContext,
 ) -> None:
-    monkeypatch.setenv("CHECKER_ALLOW_PRIVATE_TARGETS", "true")
     app = cold_start()
     event = loopback_event(http_targets)
     event["sites"] = event["sites"][:1]
@@ -240,7 +241,7 @@ def test_the_producer_survives_across_invocations_of_one_container(
     assert producer is not None
     app.lambda_handler(event, lambda_context)
     assert app.PUBLISHER._producer is producer
-    assert len(read_messages(checker_env, count=2, timeout=15)) == 2
+    assert len(read_messages(allow_loopback, count=2, timeout=15)) == 2
 
 
 @pytest.mark.parametrize(
