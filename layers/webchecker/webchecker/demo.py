@@ -7,7 +7,7 @@ memory are not counted as the checker's.
 
 | path | answer |
 | --- | --- |
-| ``/healthy`` | 200, body contains "healthy" |
+| ``/healthy`` | 200, body contains "healthy"; ``?delay=MS`` answers after MS milliseconds |
 | ``/slow`` | 200 after ``SLOW_SECONDS`` |
 | ``/hang`` | nothing for ``HANG_SECONDS`` (a site with a shorter timeout fails with ``timeout``) |
 | ``/failing`` | 500 |
@@ -26,8 +26,9 @@ import contextlib
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
+from urllib.parse import parse_qs
 
 from webchecker.embedded.network import free_port
 
@@ -120,9 +121,9 @@ class DemoServer:
                     length = int(value.strip() or 0)
             if length:
                 await reader.readexactly(min(length, 1 << 20))
-            path = target.split("?", 1)[0]
+            path, _, query = target.partition("?")
             self.requests[path] += 1
-            status, body, headers = await self._route(path)
+            status, body, headers = await self._route(path, parse_qs(query))
             head_out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}"]
             headers = {
                 "Content-Type": "text/plain; charset=utf-8",
@@ -146,8 +147,14 @@ class DemoServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _route(self, path: str) -> tuple[int, bytes, dict[str, str]]:
+    async def _route(
+        self, path: str, query: Mapping[str, list[str]]
+    ) -> tuple[int, bytes, dict[str, str]]:
         if path == "/healthy":
+            # An emulated server latency (the pipeline benchmark's stand-in for the Internet).
+            delay_ms = min(float(query.get("delay", ["0"])[0]), 10_000.0)
+            if delay_ms > 0:
+                await asyncio.sleep(delay_ms / 1000)
             return 200, b"webchecker demo: healthy\n", {}
         if path == "/slow":
             await asyncio.sleep(SLOW_SECONDS)

@@ -1,0 +1,325 @@
+"""The whole local pipeline under load: 10,000 sites, three ticks, every check to a row.
+
+Parameter Store (moto) -> scheduler -> local Lambda Invoke API -> checker containers
+(worker processes) -> Kafka (Tansu) -> poller -> writer -> PostgreSQL (embedded), the same
+stack as ``webchecker local``. The targets are the demo server's ``/healthy`` in a process
+of its own, answering after an emulated ``LATENCY_MS``. Ticks are fired back to back (the
+next as soon as the previous tick's checker invocations have finished), so the rate is what
+the pipeline sustains on this machine.
+
+Reported: checks per minute sustained, check-to-row latency (``stored_at - checked_at``)
+p50/p99, lost and duplicated rows (both must be 0), peak memory of each component, and the
+AWS Lambda cost per million checks computed from the measured checker and writer durations,
+next to Route 53 health checks and CloudWatch Synthetics. Baseline, measured in the same
+run: the same checks one after another (the checker's own probe, one site at a time).
+Results go to bench/RESULTS.md (this benchmark's section is replaced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+
+from webchecker.embedded.network import free_port, wait_for_port
+from webchecker.local import CHECKER, SCHEDULER, WRITER, LocalSettings, LocalStack
+from webchecker.probe import ProbeSettings, check_site
+from webchecker.sites import Site
+
+SITES = 10_000
+TICKS = 3
+SITES_PER_PARAMETER = 50  # arrays keep Parameter Store at 200 parameters
+BASELINE_SAMPLE = 200
+#: Every target answers after this long: loopback answers in well under a millisecond,
+#: which would flatter checking one site after another (the baseline) beyond reason.
+LATENCY_MS = 50
+CHECKER_WORKERS = max(2, os.cpu_count() or 2)
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## Pipeline (bench_pipeline.py)"
+
+# AWS prices assumed (us-east-1, arm64, on-demand, no free tier), and the memory sizes the
+# SAM template gives the functions.
+PRICE_GB_SECOND = 0.0000133334
+PRICE_PER_MILLION_REQUESTS = 0.20
+MEMORY_MB = {SCHEDULER: 512, CHECKER: 1024, WRITER: 1024}
+ROUTE53_AWS, ROUTE53_NON_AWS = 0.50, 0.75  # per basic health check per month (30 s interval)
+SYNTHETICS_PER_RUN = 0.0012
+MINUTES_PER_MONTH = 30 * 24 * 60
+
+
+class PeakMemory:
+    """Samples the RSS (PSS for PostgreSQL's processes, which share buffers) of components."""
+
+    def __init__(self, components: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+        self.components = components
+        self.peaks = dict.fromkeys(components, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, processes in self.components.items():
+                total = 0
+                for process in processes():
+                    try:
+                        if name == "postgresql":
+                            total += process.memory_full_info().pss
+                        else:
+                            total += process.memory_info().rss
+                    except psutil.Error:
+                        continue
+                self.peaks[name] = max(self.peaks[name], total)
+            self._stop.wait(0.25)
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        postmaster = psutil.Process(pid)
+        return [postmaster, *postmaster.children()]
+    except (OSError, ValueError, psutil.Error):
+        return []
+
+
+def pid_process(pid: int | None) -> list[psutil.Process]:
+    try:
+        return [psutil.Process(pid)] if pid else []
+    except psutil.Error:
+        return []
+
+
+def put_sites(stack: LocalStack, target: str) -> None:
+    client = stack.ssm()
+    path = stack.settings.sites_path
+    for first in range(0, SITES, SITES_PER_PARAMETER):
+        sites = [
+            {"id": f"site-{n:05d}", "url": f"{target}/healthy?site={n}&delay={LATENCY_MS}"}
+            for n in range(first, first + SITES_PER_PARAMETER)
+        ]
+        client.put_parameter(
+            Name=f"{path}/bench/{first // SITES_PER_PARAMETER:03d}",
+            Value=json.dumps(sites, separators=(",", ":")),
+            Type="String",
+            Tier="Intelligent-Tiering",
+        )
+
+
+def sequential_baseline(target: str) -> float:
+    """Checks per minute, one site after another, with the checker's probe."""
+    settings = ProbeSettings(allow_private_targets=True, concurrency=1)
+    sites = [
+        Site(id=f"base-{n}", url=f"{target}/healthy?site={n}&delay={LATENCY_MS}")
+        for n in range(BASELINE_SAMPLE)
+    ]
+    tick = datetime.now(UTC).replace(second=0, microsecond=0)
+
+    async def run() -> None:
+        for site in sites:
+            result = await check_site(site, scheduled_at=tick, settings=settings)
+            assert result.ok, result
+
+    started = time.perf_counter()
+    asyncio.run(run())
+    return BASELINE_SAMPLE / (time.perf_counter() - started) * 60
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = psutil.virtual_memory().total / 2**30
+    return (
+        f"{model}, {os.cpu_count()} CPUs, {memory:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def write_results(lines: list[str]) -> None:
+    header = "# Benchmark results\n\nOne section per benchmark, replaced by its latest run.\n"
+    text = RESULTS.read_text() if RESULTS.exists() else header
+    section = "\n".join([SECTION, *lines]) + "\n"
+    if SECTION in text:
+        before, rest = text.split(SECTION, 1)
+        after = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
+        text = before + section + ("\n" + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text)
+
+
+def main() -> int:
+    state_dir = Path(tempfile.mkdtemp(prefix="webchecker-bench-"))
+    demo_port = free_port()
+    target = f"http://127.0.0.1:{demo_port}"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "webchecker.demo", "--port", str(demo_port)],
+        stdout=subprocess.DEVNULL,
+    )
+    settings = LocalSettings(
+        state_dir=state_dir,
+        seed=False,
+        persist_sites=False,
+        public_sites=False,
+        demo_port=None,
+        checker_workers=CHECKER_WORKERS,
+        retry_delays=(1.0, 2.0),
+        function_env={"POWERTOOLS_LOG_LEVEL": "WARNING"},
+    )
+    try:
+        wait_for_port("127.0.0.1", demo_port, what="demo targets")
+        baseline = sequential_baseline(target)
+        print(f"baseline: {BASELINE_SAMPLE} checks one after another: {baseline:,.0f} checks/min")
+        with LocalStack(settings) as stack:
+            put_sites(stack, target)
+            tansu_pid = json.loads((state_dir / "run" / "tansu.pid").read_text())["pid"]
+            components: dict[str, Callable[[], list[psutil.Process]]] = {
+                "stack (ticks, Lambda API, poller)": lambda: [psutil.Process()],
+                "broker (Tansu)": lambda: pid_process(tansu_pid),
+                "postgresql": lambda: postgres_processes(state_dir / "postgres"),
+                "parameter store (moto)": lambda: pid_process(stack.aws.pid if stack.aws else 0),
+                "demo targets": lambda: pid_process(demo.pid),
+            }
+            assert stack.lambda_api is not None
+            api = stack.lambda_api
+            first_tick = stack.clock.start + timedelta(days=1)
+            ticks = [first_tick + timedelta(minutes=n) for n in range(TICKS)]
+            with PeakMemory(components) as memory:
+                started = time.monotonic()
+                for tick in ticks:
+                    summary = stack.tick(tick)
+                    assert summary["due"] == SITES, summary
+                    assert api.drain(300), "checker invocations did not finish"
+                assert stack.wait_for_writer(timeout=300), "the writer did not catch up"
+                elapsed = time.monotonic() - started
+            with stack.database.transaction() as connection:
+                rows = connection.run(
+                    "SELECT site_id, scheduled_at, "
+                    "EXTRACT(EPOCH FROM stored_at - checked_at) * 1000 "
+                    "FROM webchecker.checks "
+                    "WHERE scheduled_at = ANY(CAST(:ticks AS timestamptz[]))",
+                    ticks=ticks,
+                )
+            stats = {name: api.stats[name] for name in (SCHEDULER, CHECKER, WRITER)}
+            writer_records = stack.handed_over
+            failures = len(api.failures)
+    finally:
+        demo.terminate()
+        demo.wait()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+    expected = SITES * TICKS
+    pairs = {(site_id, scheduled_at) for site_id, scheduled_at, _ in rows}
+    lost = expected - len(pairs)
+    duplicated = len(rows) - len(pairs)
+    latencies = [float(latency) for _, _, latency in rows]
+    rate = len(pairs) / elapsed * 60
+    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+
+    checker = stats[CHECKER]
+    writer = stats[WRITER]
+    scheduler = stats[SCHEDULER]
+    checks_per_invocation = expected / max(1, len(checker.durations_ms))
+    records_per_batch = writer_records / max(1, len(writer.durations_ms))
+
+    def gb_seconds(durations: list[float], memory_mb: int) -> float:
+        # Lambda bills each invocation rounded up to the millisecond.
+        return sum(int(d + 0.999) / 1000 for d in durations) * memory_mb / 1024
+
+    checker_gbs = gb_seconds(checker.durations_ms, MEMORY_MB[CHECKER]) / expected * 1e6
+    writer_gbs = gb_seconds(writer.durations_ms, MEMORY_MB[WRITER]) / expected * 1e6
+    scheduler_gbs = (
+        gb_seconds(scheduler.durations_ms[-TICKS:], MEMORY_MB[SCHEDULER]) / expected * 1e6
+    )
+    requests = (len(checker.durations_ms) + len(writer.durations_ms) + TICKS) / expected * 1e6
+    compute = (checker_gbs + writer_gbs + scheduler_gbs) * PRICE_GB_SECOND
+    request_cost = requests / 1e6 * PRICE_PER_MILLION_REQUESTS
+    lambda_cost = compute + request_cost
+    site_months = 1e6 / MINUTES_PER_MONTH  # sites checked once a minute for a month
+    route53 = (site_months * ROUTE53_AWS, site_months * ROUTE53_NON_AWS)
+    synthetics = 1e6 * SYNTHETICS_PER_RUN
+
+    def mib(value: float) -> str:
+        return f"{value / 2**20:,.0f} MiB"
+
+    memory_lines = [f"  {name}: {mib(peak)}" for name, peak in memory.peaks.items()]
+    for name, function_stats in ((SCHEDULER, scheduler), (CHECKER, checker), (WRITER, writer)):
+        peak = max(function_stats.max_rss_kb.values(), default=0) * 1024
+        memory_lines.append(
+            f"  {name}: {mib(peak)} per container ({len(function_stats.max_rss_kb)} containers, "
+            f"configured {MEMORY_MB[name]} MB in template.yaml)"
+        )
+
+    lines = [
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {machine()}",
+        f"- load: {SITES:,} sites x {TICKS} ticks = {expected:,} checks against loopback "
+        f"/healthy answering after {LATENCY_MS} ms; {CHECKER_WORKERS} checker containers, "
+        "50 sites per invocation, ticks back to back",
+        f"- sustained: **{rate:,.0f} checks/min** ({len(pairs):,} checks stored in "
+        f"{elapsed:.1f} s)",
+        f"- baseline (same checks one after another, checker probe, same run): "
+        f"{baseline:,.0f} checks/min; ratio **{rate / baseline:.1f}x**",
+        f"- check-to-row latency (stored_at - checked_at): p50 {p50:,.0f} ms, p99 {p99:,.0f} ms",
+        f"- lost rows: **{lost}**, duplicated rows: **{duplicated}**, "
+        f"checker events dropped after retries: {failures}",
+        "- peak memory (RSS; PostgreSQL as PSS summed over its processes):",
+        *memory_lines,
+        f"- measured durations: checker {statistics.mean(checker.durations_ms):,.0f} ms per "
+        f"invocation of {checks_per_invocation:.0f} checks (p99 "
+        f"{percentile(checker.durations_ms, 0.99):,.0f} ms); writer "
+        f"{statistics.mean(writer.durations_ms):,.0f} ms per batch of {records_per_batch:,.0f} "
+        "records",
+        "- AWS cost per million checks (assumptions: arm64 at $0.0000133334 per GB-second and "
+        "$0.20 per million requests, no free tier; memory as in template.yaml: checker 1024 MB, "
+        f"writer 1024 MB, scheduler 512 MB; durations as measured here, with targets answering "
+        f"in {LATENCY_MS} ms: real sites vary, and a checker invocation lasts as long as the "
+        "slowest site of its 50 (up to its timeout); MSK, RDS and Parameter Store not "
+        "included):",
+        f"  Lambda: **${lambda_cost:.3f}** (checker {checker_gbs:,.1f} GB-s, writer "
+        f"{writer_gbs:,.1f} GB-s, scheduler {scheduler_gbs:,.1f} GB-s = "
+        f"${compute:.3f}; {requests:,.0f} requests = ${request_cost:.4f})",
+        f"  Route 53 health checks: ${route53[0]:.2f} (AWS endpoints, $0.50/month) to "
+        f"${route53[1]:.2f} (other endpoints, $0.75/month): one million checks at one per "
+        f"minute is {site_months:.1f} sites for a month; each basic health check probes every "
+        "30 s from several regions, string matching and the 10 s interval cost extra",
+        f"  CloudWatch Synthetics: ${synthetics:,.0f} ($0.0012 per canary run, one run per "
+        "check; the canary's own Lambda and S3 costs not included)",
+    ]
+    print("\n".join([SECTION, *lines]))
+    write_results(lines)
+    return 0 if lost == 0 and duplicated == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
