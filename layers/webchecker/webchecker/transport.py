@@ -11,7 +11,8 @@ per container) with the configured partitions, replication and retention. With
 ``KAFKA_AUTH=iam`` the clients authenticate with SASL/OAUTHBEARER, signing tokens with
 ``aws-msk-iam-sasl-signer-python``; ``none`` is plaintext, for local brokers.
 
-librdkafka's own log lines and errors go to the ``webchecker.transport`` logger.
+librdkafka's errors go to the ``webchecker.transport`` logger and its own log lines to
+``webchecker.transport.librdkafka`` (never straight to stderr).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from webchecker.exceptions import ConfigurationError, PublishError
 from webchecker.results import CheckResult
 
 logger = logging.getLogger(__name__)
+# librdkafka's own log lines (it would print them to stderr): a child, to tune on its own.
+librdkafka_logger = logging.getLogger(f"{__name__}.librdkafka")
 
 DEFAULT_TOPIC = "webchecker.checks"
 AUTH_MODES = ("iam", "none")
@@ -134,7 +137,7 @@ class KafkaSettings:
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
-            "logger": logger,
+            "logger": librdkafka_logger,
             "error_cb": _log_error,
         }
         if self.auth == "iam":
