@@ -414,6 +414,7 @@ def test_every_redirect_hop_is_guarded(http_targets: HttpTargets) -> None:
     target = quote(http_targets.url(f"/ok?m={marker}", host="127.0.0.2"), safe="")
     result = check(http_targets.url(f"/redirect-to?location={target}"), settings)
     assert result.error == "blocked", result
+    assert result.status_code is None  # the redirect was not the final response
     assert result.error_detail is not None
     assert "127.0.0.2" in result.error_detail
     assert not [r for r in http_targets.requests_to("/ok") if marker in r.target]

@@ -214,7 +214,8 @@ class _Check:
         redirects = 0
         while True:
             parts = urlsplit(url)
-            self.phases = Phases()
+            self.phases = Phases()  # timings and status are those of the last hop
+            self.status_code = None
             stream = await self._connect(parts)
             try:
                 origin, request = _build_request(
