@@ -386,7 +386,8 @@ def test_error_details_stay_within_500_characters(http_targets: HttpTargets) -> 
 
 
 @pytest.mark.parametrize(
-    "host", ["127.0.0.1", "127.0.0.2", "localhost", "2130706433", "0177.0.0.1", "127.1"]
+    "host",
+    ["127.0.0.1", "127.0.0.2", "localhost", "[::1]", "2130706433", "0177.0.0.1", "0x7f.1", "127.1"],
 )
 def test_loopback_targets_are_blocked_by_default_before_any_connection(
     http_targets: HttpTargets, host: str
