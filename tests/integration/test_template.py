@@ -459,7 +459,7 @@ def test_webchecker_layer_makefile_ships_the_package_without_bytecode(tmp_path: 
     subprocess.run(
         ["make", "--makefile", str(ROOT / "layers/webchecker/Makefile"), "build-WebcheckerLayer"],
         cwd=tmp_path,
-        env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
+        env={**os.environ, "ARTIFACTS_DIR": str(artifacts), "PYTHON313": ""},
         check=True,
         capture_output=True,
     )
