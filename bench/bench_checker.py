@@ -14,7 +14,10 @@ reported separately, to show it is not the bottleneck). The concurrent pass is r
 Publishing is measured separately: the same 2,000 results through ``KafkaPublisher`` to an
 embedded broker (Tansu), whose CPU includes librdkafka's threads.
 
-Targets: concurrent >= 40x the sequential checks/second, and <= 1 ms CPU per check.
+Targets: concurrent >= 40x the sequential checks/second, and <= 1 ms CPU per check (both
+judged on the median round). The sequential baseline's CPU per check is higher than the
+concurrent one's: every check wakes an otherwise idle process (against a target that
+answers at once, the same sequential loop measured about 0.57 ms per check).
 """
 
 from __future__ import annotations
@@ -178,7 +181,7 @@ def main(argv: Sequence[str]) -> int:
         f"CPU per check: {cpu:.3f} ms concurrent (median), {sequential_cpu:.3f} ms sequential "
         f"(target <= {TARGET_CPU_MS:g} ms)"
     )
-    met = best / sequential_rate >= TARGET_RATIO and cpu <= TARGET_CPU_MS
+    met = median / sequential_rate >= TARGET_RATIO and cpu <= TARGET_CPU_MS  # the median counts
     print("targets:", "met" if met else "NOT met")
     if not args.no_publish:
         measure_publish(results)
