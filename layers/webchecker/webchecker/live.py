@@ -118,24 +118,31 @@ class LiveView:
     def __init__(self, out: TextIO, *, tty: bool | None = None) -> None:
         self._out = out
         self.tty = out.isatty() if tty is None else tty
-        self._drawn = 0
+        self._block: list[str] = []  # the table on screen (terminal), redrawn in place
 
     def show(self, title: str, lines: Sequence[str], footer: Sequence[str] = ()) -> None:
         block = [title, *lines, *footer]
         if self.tty:
-            # Move up over the previous block and clear it, then draw the new one.
-            if self._drawn:
-                self._out.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._erase()
+            self._block = block
             self._out.write("\n".join(block) + "\n")
-            self._drawn = len(block)
         else:
             self._out.write("\n".join(block) + "\n\n")
         self._out.flush()
 
     def message(self, text: str) -> None:
-        """A line that stays (not redrawn), above the table on a terminal."""
-        if self.tty and self._drawn:
-            self._out.write(f"\x1b[{self._drawn}F\x1b[J")
-            self._drawn = 0
+        """A line that stays; on a terminal it goes above the table, which is redrawn."""
+        self._erase()
         self._out.write(text + "\n")
+        if self._block:
+            self._out.write("\n".join(self._block) + "\n")
         self._out.flush()
+
+    def release(self) -> None:
+        """Leaves the last table on screen: later messages go below it."""
+        self._block = []
+
+    def _erase(self) -> None:
+        if self.tty and self._block:
+            # Cursor up to the first line of the table, then clear to the end of the screen.
+            self._out.write(f"\x1b[{len(self._block)}F\x1b[J")

@@ -627,6 +627,7 @@ class LocalStack:
             self.lambda_api.drain(15.0)
         self.wait_for_writer(timeout=15.0)
         self._render(view, last_summary)
+        view.release()
 
     def _render(self, view: LiveView, summary: Mapping[str, Any]) -> None:
         try:
@@ -751,6 +752,7 @@ def run_local(settings: LocalSettings, out: TextIO | None = None) -> int:
         try:
             stack.run(view, stop=stop)
         except KeyboardInterrupt:
+            view.release()
             view.message("stopping (Ctrl-C)...")
     view.message("stopped; every service the stack started is down")
     return 0
