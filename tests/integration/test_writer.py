@@ -17,6 +17,7 @@ import pytest
 from tests.fixtures.lambda_context import FakeLambdaContext, load_event
 from tests.messages import BASE_TIME, failed_message, message, msk_event, records
 from webchecker.database import Database, DatabaseSettings
+from webchecker.embedded.postgres import EmbeddedPostgres
 from webchecker.exceptions import StoreUnavailable
 from webchecker.histogram import bucket_of
 
@@ -221,20 +222,37 @@ def test_rows_of_another_month_get_their_own_partition(app: ModuleType, database
     ]
 
 
-def test_a_dropped_connection_raises_and_the_next_invocation_reconnects(
+def test_a_connection_closed_while_idle_is_replaced_within_the_invocation(
     app: ModuleType, database: Database
 ) -> None:
     invoke(app, msk_event(records([message()])))
     writer_pid = app.WRITER.database.connection().run("SELECT pg_backend_pid()")[0][0]
     rows(database, "SELECT pg_terminate_backend(:pid) AS done", pid=writer_pid)
-    batch = msk_event(records([message(), message()], first_offset=1))
 
-    with pytest.raises(StoreUnavailable):
-        invoke(app, batch)
-    result = invoke(app, batch)  # the mapping delivers the batch again
+    result = invoke(app, msk_event(records([message(), message()], first_offset=1)))
 
     assert result == {"received": 2, "inserted": 2, "duplicates": 0, "rejected": 0}
     assert rows(database, "SELECT count(*) AS n FROM webchecker.checks") == [{"n": 3}]
+    assert app.WRITER.database.connection().run("SELECT pg_backend_pid()")[0][0] != writer_pid
+
+
+def test_a_stopped_database_raises_and_the_redelivered_batch_lands_once_it_is_back(
+    monkeypatch: pytest.MonkeyPatch, embedded_postgres: EmbeddedPostgres
+) -> None:
+    app = load_app(monkeypatch, embedded_postgres.url("writer"), DB_TIMEOUT="5")
+    try:
+        invoke(app, msk_event(records([message()])))
+        batch = msk_event(records([message(), message()], first_offset=1))
+        embedded_postgres.stop()
+
+        with pytest.raises(StoreUnavailable):
+            invoke(app, batch)
+        embedded_postgres.start()
+        result = invoke(app, batch)  # the mapping delivers the batch again
+    finally:
+        app.WRITER.close()
+
+    assert result == {"received": 2, "inserted": 2, "duplicates": 0, "rejected": 0}
 
 
 def test_an_unreachable_database_raises_store_unavailable(

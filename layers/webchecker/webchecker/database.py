@@ -304,6 +304,11 @@ class Database:
     def schema(self) -> str:
         return self.settings.schema
 
+    @property
+    def connected(self) -> bool:
+        """True when a connection is open (it may still turn out to be broken)."""
+        return self._connection is not None
+
     def connection(self) -> pg8000.native.Connection:
         if self._connection is None:
             self._connection = connect(self.settings, self._credentials)

@@ -76,7 +76,17 @@ class Writer:
             if applied:
                 logger.info("schema migrated to version %s", applied[-1])
             self._migrated = True
-        outcome = self.store.write(batch.records)
+        reused = self.database.connected
+        try:
+            outcome = self.store.write(batch.records)
+        except StoreUnavailable:
+            if not reused:
+                raise
+            # a connection kept between invocations may have been closed while the container
+            # was idle (server restart, proxy or NAT idle timeout): one fresh try, since a
+            # batch is one transaction and idempotent
+            logger.warning("database connection lost; reconnecting once")
+            outcome = self.store.write(batch.records)
         logger.info("batch stored", extra=outcome.as_dict())
         self._record_metrics(outcome)
         self._maybe_apply_retention()
