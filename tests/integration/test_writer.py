@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import logging
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -14,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.lambda_context import FakeLambdaContext, load_event
+from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event
 from tests.messages import BASE_TIME, failed_message, message, msk_event, records
 from webchecker.database import Database, DatabaseSettings
 from webchecker.embedded.postgres import EmbeddedPostgres
@@ -22,8 +20,6 @@ from webchecker.exceptions import StoreUnavailable
 from webchecker.histogram import bucket_of
 
 pytestmark = pytest.mark.postgres
-
-APP = Path(__file__).resolve().parents[2] / "functions" / "writer" / "app.py"
 
 
 def load_app(monkeypatch: pytest.MonkeyPatch, database_url: str, **env: str) -> ModuleType:
@@ -44,12 +40,7 @@ def load_app(monkeypatch: pytest.MonkeyPatch, database_url: str, **env: str) -> 
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    spec = importlib.util.spec_from_file_location(f"writer_app_{uuid.uuid4().hex}", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return cold_start("writer")
 
 
 @pytest.fixture
