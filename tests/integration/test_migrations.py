@@ -95,6 +95,15 @@ def test_retention_drops_partitions_past_the_cutoff_and_old_rollups(database: Da
         records([message(checked_at=datetime(2026, m, 10, tzinfo=UTC)) for m in (8, 9, 10, 11)])
     )
 
+    with database.transaction() as connection:
+        for offset, received in ((1, "2026-09-01"), (2, "2026-11-20")):
+            connection.run(
+                'INSERT INTO webchecker.check_rejects (topic, partition, "offset", reason,'
+                " received_at) VALUES ('t', 0, :offset, 'bad', CAST(:received AS timestamptz))",
+                offset=offset,
+                received=received,
+            )
+
     dropped = apply_retention(
         database,
         RetentionSettings(retention_days=50, rollup_retention_days=80),
@@ -110,7 +119,9 @@ def test_retention_drops_partitions_past_the_cutoff_and_old_rollups(database: Da
         hours = connection.run(
             "SELECT extract(month FROM hour)::int FROM webchecker.checks_hourly ORDER BY 1"
         )
+        rejects = connection.run('SELECT "offset" FROM webchecker.check_rejects')
     assert months == [[10], [11]]
+    assert rejects == [[2]]
     assert hours == [[9], [10], [11]]
 
 

@@ -273,8 +273,9 @@ def apply_retention(
     """Drops whole partitions older than the retention period; returns their names.
 
     A partition goes only once all of its month is past the cutoff. Old rows in the default
-    partition and old rollups are deleted. Runs with a short lock timeout so that it never
-    blocks writers for long: if the lock is not available it gives up until next time.
+    partition, old rejects and old rollups are deleted. Runs with a short lock timeout so
+    that it never blocks writers for long: if a lock is not available it gives up until
+    next time.
     """
     now = now or datetime.now(UTC)
     quoted = quote_identifier(database.schema)
@@ -292,10 +293,13 @@ def apply_retention(
                     if _add_months(month, 1) <= cutoff.date():
                         connection.run(f"DROP TABLE {quoted}.{quote_identifier(name)}")
                         dropped.append(name)
-                connection.run(
-                    f"DELETE FROM {quoted}.checks_default WHERE checked_at < :cutoff",
-                    cutoff=cutoff,
-                )
+                for table, column in (
+                    ("checks_default", "checked_at"),
+                    ("check_rejects", "received_at"),
+                ):
+                    connection.run(
+                        f"DELETE FROM {quoted}.{table} WHERE {column} < :cutoff", cutoff=cutoff
+                    )
             if settings.rollup_retention_days:
                 connection.run(
                     f"DELETE FROM {quoted}.checks_hourly WHERE hour < :cutoff",
