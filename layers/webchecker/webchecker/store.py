@@ -9,9 +9,13 @@ Per batch:
    and only those, feed the upsert of the hourly rollups (a redelivery adds nothing);
    rejects are inserted ``ON CONFLICT DO NOTHING`` on their Kafka position.
 
-``COPY`` into a temporary table was chosen by measurement (``bench/bench_writer.py``): it
-is close to a raw ``COPY``; ``jsonb_to_recordset`` and ``unnest`` spend their time quoting
-parameters in pure Python (pg8000), and ``executemany`` is one round trip per row.
+``COPY`` into a temporary table was chosen by measurement (PostgreSQL 16, the same rows
+formatted and inserted ``ON CONFLICT DO NOTHING``, 5,000 per batch): about 64k rows/s,
+against 34k for one ``jsonb_to_recordset`` parameter and 27k for ``unnest`` of arrays
+(pg8000 quotes parameters in pure Python); ``executemany`` is one round trip per row.
+The rows are validated while the ``COPY`` streams, so the server parses one chunk while
+the next one is validated. ``bench/bench_writer.py`` compares the handler with a raw
+``COPY`` and one ``INSERT`` per row.
 """
 
 from __future__ import annotations
