@@ -20,6 +20,7 @@ import pytest
 
 from webchecker.exceptions import StoreUnavailable
 from webchecker.local import LocalSettings, LocalStack
+from webchecker.store import COLUMNS as STORED_COLUMNS
 
 RETRY_DELAYS = (2.0, 4.0)
 
@@ -62,22 +63,7 @@ def put_sites(stack: LocalStack, sites: Sequence[dict[str, Any]]) -> None:
         )
 
 
-COLUMNS = (
-    "check_id",
-    "schema",
-    "site_id",
-    "url",
-    "region",
-    "scheduled_at",
-    "checked_at",
-    "response_time_ms",
-    "status_code",
-    "ok",
-    "error",
-    "error_detail",
-    "regex_matched",
-    "stored_at",
-)
+COLUMNS = (*STORED_COLUMNS, "stored_at")  # every field of the message, and when stored
 
 
 def rows(stack: LocalStack, site_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -1,0 +1,134 @@
+"""Pure parts of the local stack: ticks, saved demo URLs, the live table, settings."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from webchecker.exceptions import ConfigurationError
+from webchecker.live import LiveView, SiteStatus, format_table
+from webchecker.local import LocalSettings, SimulatedClock, demo_sites, follow_demo, scheduled_event
+from webchecker.schedule import tick_from_event
+from webchecker.sites import Site
+
+OLD, NEW = "http://127.0.0.1:8780", "http://127.0.0.1:9999"
+
+
+@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 1, 1)))
+def test_simulated_ticks_are_successive_minutes_the_scheduler_reads_back(start: datetime) -> None:
+    clock = SimulatedClock(start.replace(tzinfo=UTC))
+    ticks = [clock.next() for _ in range(3)]
+    assert [(b - a).total_seconds() for a, b in itertools.pairwise(ticks)] == [60, 60]
+    assert ticks[0].second == ticks[0].microsecond == 0
+    for tick in ticks:
+        assert tick_from_event(scheduled_event(tick, region="eu-west-1")) == tick
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"id": "a", "url": f"{OLD}/healthy"}, {"id": "a", "url": f"{NEW}/healthy"}),
+        (
+            [{"id": "a", "url": f"{OLD}/slow", "timeout": 5}, {"id": "b", "url": "https://x.org/"}],
+            [{"id": "a", "url": f"{NEW}/slow", "timeout": 5}, {"id": "b", "url": "https://x.org/"}],
+        ),
+        # Another port on loopback is not the demo server: left alone.
+        (
+            {"id": "a", "url": "http://127.0.0.1:87801/x"},
+            {"id": "a", "url": "http://127.0.0.1:87801/x"},
+        ),
+        ({"id": "a", "url": "https://example.com/"}, {"id": "a", "url": "https://example.com/"}),
+    ],
+)
+def test_saved_demo_sites_follow_the_demo_port(value: object, expected: object) -> None:
+    assert json.loads(follow_demo(json.dumps(value), OLD, NEW)) == expected
+
+
+def test_an_invalid_saved_value_is_kept_as_it_is() -> None:
+    assert follow_demo("{not json", OLD, NEW) == "{not json"
+    assert follow_demo('"a string"', OLD, NEW) == '"a string"'
+
+
+def test_the_example_sites_are_valid() -> None:
+    sites = [Site.from_dict(site) for site in demo_sites(OLD)]
+    assert len({site.id for site in sites}) == len(sites)
+    assert all(site.url.startswith((OLD, "http://127.0.0.1:9/")) for site in sites)
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (SiteStatus(site_id="s", url="u", enabled=False), "disabled"),
+        (SiteStatus(site_id="s", url="u", enabled=True), "waiting"),
+        (SiteStatus(site_id="s", url="u", enabled=True, checks=4, passed=3, ok=True), "ok"),
+        (
+            SiteStatus(
+                site_id="s", url="u", enabled=True, checks=4, passed=0, ok=False, error="dns"
+            ),
+            "dns",
+        ),
+    ],
+)
+def test_table_state_column(status: SiteStatus, state: str) -> None:
+    header, row = format_table([status])
+    assert header.split()[:2] == ["STATE", "SITE"]
+    assert row.split()[0] == state
+
+
+def test_table_shows_status_time_and_availability() -> None:
+    status = SiteStatus(
+        site_id="demo",
+        url="http://127.0.0.1/x",
+        enabled=True,
+        checks=4,
+        passed=3,
+        ok=True,
+        status_code=200,
+        response_time_ms=12.4,
+    )
+    row = format_table([status])[1]
+    assert row.split()[:7] == ["ok", "demo", "200", "12", "ms", "75.0%", "4"]
+    assert all(len(line) <= 30 for line in format_table([status], width=30))
+
+
+def test_plain_view_appends_and_terminal_view_redraws() -> None:
+    plain = io.StringIO()
+    view = LiveView(plain, tty=False)
+    view.show("t1", ["a"])
+    view.show("t2", ["b"])
+    assert plain.getvalue() == "t1\na\n\nt2\nb\n\n"
+
+    screen = io.StringIO()
+    view = LiveView(screen, tty=True)
+    view.show("t1", ["a"])
+    view.message("note")
+    view.release()
+    view.message("bye")
+    # up 2 lines and clear, the note, the table again; after release, below it
+    assert screen.getvalue() == "t1\na\n\x1b[2F\x1b[Jnote\nt1\na\nbye\n"
+
+
+@pytest.mark.parametrize(("field", "value"), [("tick_seconds", 0), ("duration", -1)])
+def test_settings_refuse_nonsense(field: str, value: float) -> None:
+    with pytest.raises(ConfigurationError):
+        LocalSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_retries_default_to_one_and_two_ticks_like_aws_minutes() -> None:
+    assert LocalSettings(tick_seconds=5).retry.delays == (5, 10)
+    assert LocalSettings(retry_delays=(0.1,)).retry.delays == (0.1,)
+
+
+def test_settings_from_env_take_the_services_and_arguments_win() -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "DATABASE_URL": "postgresql://x@h/db"}
+    settings = LocalSettings.from_env(env, tick_seconds=7.0, duration=None)
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert settings.database_url == "postgresql://x@h/db"
+    assert settings.tick_seconds == 7.0
+    assert settings.duration is None
