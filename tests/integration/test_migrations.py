@@ -148,6 +148,7 @@ def test_a_server_left_by_a_killed_owner_is_found_and_stopped() -> None:
         assert not shared.owned  # its owner is alive: shared, and left running when done
         shared.stop()
         assert shared.running
+        assert not shared.stop_if_stale()
         with Database(DatabaseSettings.from_url(url)) as database:
             stale_since = database.connection().run("SELECT pg_postmaster_start_time()")[0][0]
         owner.send_signal(signal.SIGKILL)

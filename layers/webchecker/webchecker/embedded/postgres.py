@@ -135,6 +135,14 @@ class EmbeddedPostgres:
             self._owned = True
         return self
 
+    def stop_if_stale(self, timeout: float = 30.0) -> bool:
+        """Stops the server if it runs without a live owner; True when it did."""
+        with self._locked():
+            if self._running_postmaster() is None or self._owner_alive():
+                return False
+            self._pg_ctl("stop", "-m", "fast", "-w", "-t", str(int(timeout)))
+            return True
+
     def stop(self, timeout: float = 30.0) -> None:
         """Stops the server if this process started it; a shared server is left running."""
         if not self._owned:
