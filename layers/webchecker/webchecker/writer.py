@@ -3,7 +3,7 @@
 ``Writer.handle`` is what ``functions/writer/app.py`` calls, and what the local poller
 calls through the handler. Per container it migrates the schema once (cheap when nothing
 is pending) and applies retention every few hours, after the batch, so that retention
-trouble never holds up a batch. Only infrastructure failures raise (``StoreUnavailable``):
+trouble never holds up or fails a batch. Only infrastructure failures raise (``StoreUnavailable``):
 the event source mapping then delivers the same batch again.
 """
 
@@ -71,12 +71,12 @@ class Writer:
     def handle(self, event: Mapping[str, Any]) -> dict[str, int]:
         """Stores one MSK event; returns ``{"received", "inserted", "duplicates", "rejected"}``."""
         batch = MskEvent.from_dict(event)
+        reused = self.database.connected
         if not self._migrated:
             applied = migrate(self.database)
             if applied:
                 logger.info("schema migrated to version %s", applied[-1])
             self._migrated = True
-        reused = self.database.connected
         try:
             outcome = self.store.write(batch.records)
         except StoreUnavailable:
@@ -107,7 +107,5 @@ class Writer:
         self._retention_due = time.monotonic() + self.settings.retention_interval
         try:
             apply_retention(self.database, self.settings.retention)
-        except StoreUnavailable:
-            raise
-        except Exception:  # the batch is stored; retention can wait for next time
+        except Exception:  # the batch is stored (raising would only redeliver it): next time
             logger.exception("retention failed; will try again later")
