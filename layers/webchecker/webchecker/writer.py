@@ -3,8 +3,8 @@
 ``Writer.handle`` is what ``functions/writer/app.py`` calls, and what the local poller
 calls through the handler. Per container it migrates the schema once (cheap when nothing
 is pending) and applies retention every few hours, after the batch, so that retention
-trouble never holds up or fails a batch. Only infrastructure failures raise (``StoreUnavailable``):
-the event source mapping then delivers the same batch again.
+trouble never holds up or fails a batch. Only infrastructure failures raise
+(``StoreUnavailable``): the event source mapping then delivers the same batch again.
 """
 
 from __future__ import annotations
