@@ -79,6 +79,9 @@ class PollerSettings:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": self.session_timeout_ms,
             "heartbeat.interval.ms": max(100, self.session_timeout_ms // 4),
+            # retrying one batch through a long database outage must not cost the group
+            # membership (librdkafka's maximum: one day)
+            "max.poll.interval.ms": 86_400_000,
             "enable.partition.eof": False,
         }
 
