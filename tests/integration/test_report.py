@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.messages import failed_message, message, records
 from webchecker.cli import main
 from webchecker.database import Database
+from webchecker.embedded.postgres import EmbeddedPostgres
 from webchecker.histogram import BOUNDS_MS, bucket_of
 from webchecker.migrations import RetentionSettings, migrate
 from webchecker.report import build_report
@@ -133,3 +140,23 @@ def test_an_empty_database_reports_no_checks(
 def test_a_bad_period_is_refused(cli_env: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "--since", "yesterday"]) == 2
     assert "--since" in capsys.readouterr().err
+
+
+def test_without_database_url_the_local_stacks_embedded_database_is_used_and_stopped() -> None:
+    # not under tmp_path: as root the server runs as another user, which must reach it
+    parent = Path(tempfile.mkdtemp(prefix="webchecker-pg-"))
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DB_HOST"}}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "webchecker", "report", "--json", "--data-dir",
+             str(parent / "data")],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == []
+        assert (parent / "data" / "PG_VERSION").exists()
+        assert not EmbeddedPostgres(parent / "data").running  # stopped when the command ended
+    finally:
+        EmbeddedPostgres(parent / "data").stop_if_stale()
+        shutil.rmtree(parent, ignore_errors=True)
