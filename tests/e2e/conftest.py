@@ -40,8 +40,14 @@ def stack() -> Iterator[LocalStack]:
         durable_broker=True,
         retry_delays=RETRY_DELAYS,
         checker_workers=2,
-        # A checker that cannot publish fails in 2 s (default 30 s): the retry test waits less.
-        function_env={"KAFKA_DELIVERY_TIMEOUT_MS": "2000"},
+        function_env={
+            # A checker that cannot publish fails in 2 s (default 30 s): the retry test waits less.
+            "KAFKA_DELIVERY_TIMEOUT_MS": "2000",
+            # Only 127.0.0.1 may be checked (not all private targets, as in `webchecker local`),
+            # so that a site on 127.0.0.2 shows `blocked` without any traffic leaving loopback.
+            "CHECKER_ALLOW_PRIVATE_TARGETS": "false",
+            "CHECKER_ALLOWED_NETWORKS": "127.0.0.1/32",
+        },
     )
     try:
         with LocalStack(settings) as running:

@@ -14,6 +14,8 @@ memory are not counted as the checker's.
 | ``/flapping`` | 200 and 503, alternating request by request |
 | ``/wrong-body`` | 200 with a maintenance page ("healthy" missing: ``regex`` fails) |
 | ``/redirect`` | 302 to ``/healthy`` |
+| ``/garbage`` | bytes that are not HTTP (``invalid_response``) |
+| ``https://`` | any path: a plain-HTTP answer to the TLS handshake (``tls``) |
 | ``/big`` | 200 with ``BIG_BYTES`` of filler (more than the checker reads for a regex) |
 | anything else | 404 |
 """
@@ -109,7 +111,12 @@ class DemoServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
+            first = await reader.readexactly(1)
+            if first == b"\x16":  # a TLS handshake (https:// to this plain-HTTP port)
+                writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                await writer.drain()
+                return
+            head = first + await reader.readuntil(b"\r\n\r\n")
             if len(head) > _MAX_HEAD:
                 return
             request_line, *header_lines = head.decode("latin-1").split("\r\n")
@@ -123,6 +130,10 @@ class DemoServer:
                 await reader.readexactly(min(length, 1 << 20))
             path, _, query = target.partition("?")
             self.requests[path] += 1
+            if path == "/garbage":
+                writer.write(b"this is not HTTP\r\n\r\n")
+                await writer.drain()
+                return
             status, body, headers = await self._route(path, parse_qs(query))
             head_out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}"]
             headers = {
