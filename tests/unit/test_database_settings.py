@@ -7,6 +7,7 @@ import ssl
 from typing import Any
 
 import boto3
+import certifi
 import pytest
 from pg8000.exceptions import DatabaseError, InterfaceError
 
@@ -30,8 +31,8 @@ AWS_DB = {"DB_HOST": "db.example.internal", "DB_NAME": "checks", "DB_USER": "wri
              "user": "postgres", "password": None, "port": 5432},
         ),
         (
-            "postgres://u@db.local/checks?sslmode=verify-full&sslrootcert=/ca.pem",
-            {"tls": True, "ssl_root_cert": "/ca.pem", "port": 5432},
+            f"postgres://u@db.local/checks?sslmode=verify-full&sslrootcert={certifi.where()}",
+            {"tls": True, "ssl_root_cert": certifi.where(), "port": 5432},
         ),
         ("postgresql://u@db.local/checks?sslmode=require", {"tls": True}),
         ("postgresql://u@db.local/checks?sslmode=disable", {"tls": False}),
@@ -54,6 +55,7 @@ def test_aws_settings_always_verify_tls() -> None:
         "db.example.internal", 5433, "checks", "writer",
     )  # fmt: skip
     assert (settings.iam_auth, settings.tls, settings.schema) == (True, True, "mon")
+    assert settings.ssl_root_cert is None  # the system trust store, unless DB_SSL_ROOT_CERT
     context = settings.ssl_context()
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED
@@ -75,6 +77,7 @@ def test_local_settings_never_use_pg8000s_silent_fallback() -> None:
         ({"DATABASE_URL": "postgresql://u@h/db", "DB_SCHEMA": "Bad-Name"}, "DB_SCHEMA"),
         ({"DATABASE_URL": "postgresql://u@h/db", "DB_TIMEOUT": "soon"}, "DB_TIMEOUT"),
         ({**AWS_DB, "DB_IAM_AUTH": "true", "DB_PORT": "99999"}, "DB_PORT"),
+        ({**AWS_DB, "DB_IAM_AUTH": "true", "DB_SSL_ROOT_CERT": "/nowhere.pem"}, "no such file"),
     ],
 )
 def test_bad_configuration_fails_naming_the_variable(env: dict[str, str], message: str) -> None:

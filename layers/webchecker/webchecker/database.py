@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import ssl
 import struct
@@ -83,6 +84,10 @@ class DatabaseSettings:
             )
         if self.host is None and self.unix_socket_dir is None:
             raise ConfigurationError("database settings need a host or a unix socket directory")
+        if self.ssl_root_cert is not None and not os.path.isfile(self.ssl_root_cert):
+            raise ConfigurationError(
+                f"DB_SSL_ROOT_CERT={self.ssl_root_cert}: no such file (the CA bundle, e.g. RDS's)"
+            )
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> DatabaseSettings:
