@@ -84,20 +84,24 @@ def read_statuses(database: Database, sites: Sequence[Site]) -> list[SiteStatus]
     return statuses
 
 
+def _state(status: SiteStatus) -> str:
+    if not status.enabled:
+        return "disabled"
+    if status.ok is None:
+        return "waiting"
+    return "ok" if status.ok else (status.error or "error")
+
+
 def format_table(statuses: Sequence[SiteStatus], *, width: int = 100) -> list[str]:
     """The status table as lines: state, site, HTTP status, response time, availability."""
+    state_width = max([8, *(len(_state(status)) for status in statuses)])
     id_width = max([len("SITE"), *(len(status.site_id) for status in statuses)])
     header = (
-        f"{'STATE':<8} {'SITE':<{id_width}} {'HTTP':>4} {'TIME':>9} {'AVAIL':>7} {'CHECKS':>6}  URL"
+        f"{'STATE':<{state_width}} {'SITE':<{id_width}} {'HTTP':>4} {'TIME':>9} {'AVAIL':>7} "
+        f"{'CHECKS':>6}  URL"
     )
     lines = [header[:width]]
     for status in statuses:
-        if not status.enabled:
-            state = "disabled"
-        elif status.ok is None:
-            state = "waiting"
-        else:
-            state = "ok" if status.ok else (status.error or "error")
         http = str(status.status_code) if status.status_code is not None else "-"
         elapsed = (
             f"{status.response_time_ms:.0f} ms" if status.response_time_ms is not None else "-"
@@ -105,8 +109,8 @@ def format_table(statuses: Sequence[SiteStatus], *, width: int = 100) -> list[st
         availability = status.availability
         avail = f"{availability:.1%}" if availability is not None else "-"
         line = (
-            f"{state:<8} {status.site_id:<{id_width}} {http:>4} {elapsed:>9} {avail:>7} "
-            f"{status.checks:>6}  {status.url}"
+            f"{_state(status):<{state_width}} {status.site_id:<{id_width}} {http:>4} "
+            f"{elapsed:>9} {avail:>7} {status.checks:>6}  {status.url}"
         )
         lines.append(line[:width])
     return lines

@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 
@@ -92,6 +93,8 @@ def demo_sites(demo: str) -> list[dict[str, Any]]:
         {"id": "demo-flapping", "url": f"{demo}/flapping"},
         {"id": "demo-wrong-body", "url": f"{demo}/wrong-body", "regex": "healthy"},
         {"id": "demo-redirect", "url": f"{demo}/redirect", "expected_status": ["200"]},
+        # HTTPS to the demo's plain-HTTP port: the TLS handshake fails.
+        {"id": "demo-tls", "url": demo.replace("http://", "https://", 1) + "/healthy"},
         # Port 9 (discard) on loopback: nothing listens there, so the connect is refused.
         {"id": "demo-refused", "url": "http://127.0.0.1:9/", "timeout": 2},
         {"id": "demo-hourly", "url": f"{demo}/healthy", "interval": 3600},
@@ -110,10 +113,11 @@ def follow_demo(value: str, old: str, new: str) -> str:
         return value  # invalid JSON stays invalid (and is reported by the scheduler)
     entries = parsed if isinstance(parsed, list) else [parsed]
     changed = False
+    old_host, new_host = urlsplit(old).netloc, urlsplit(new).netloc
     for entry in entries:
         url = entry.get("url") if isinstance(entry, dict) else None
-        if isinstance(url, str) and url.startswith(old + "/"):
-            entry["url"] = new + url[len(old) :]
+        if isinstance(url, str) and urlsplit(url).netloc == old_host:  # http:// and https://
+            entry["url"] = urlunsplit(urlsplit(url)._replace(netloc=new_host))
             changed = True
     return json.dumps(parsed) if changed else value
 
