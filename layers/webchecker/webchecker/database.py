@@ -290,6 +290,14 @@ def create_database(settings: DatabaseSettings, credentials: Credentials) -> Non
 
 
 def _convert(error: BaseException) -> BaseException:
+    """A connect error as we raise it: TLS trouble is configuration, not an outage."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return ConfigurationError(
+            f"database TLS: {error.verify_message} (set DB_SSL_ROOT_CERT to the CA bundle, "
+            "e.g. RDS's, and connect by the name on the certificate)"
+        )
+    if isinstance(error, pg8000.exceptions.InterfaceError) and "refuses SSL" in str(error):
+        return ConfigurationError("database TLS: the server does not offer TLS")
     if is_unavailable(error):
         return StoreUnavailable(f"database unavailable: {error}")
     return error

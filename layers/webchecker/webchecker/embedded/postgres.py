@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -41,7 +41,7 @@ SUPERUSER = "postgres"
 #: PostgreSQL refuses to run as root; as root we run it as this system user (as pgserver does).
 SYSTEM_USER = "pgserver"
 _OWNER_FILE = "webchecker-owner"
-_SOCKET_PORT = 5432  # only names the socket file: the server listens on no TCP port
+_SOCKET_PORT = 5432  # names the socket file; no TCP port unless one is asked for
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux, 104 on macOS
 
 
@@ -86,8 +86,19 @@ class EmbeddedPostgres:
     that is how tests take the database away under a running writer.
     """
 
-    def __init__(self, data_dir: Path | str = DEFAULT_DATA_DIR) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str = DEFAULT_DATA_DIR,
+        *,
+        tcp_port: int | None = None,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
+        """``tcp_port`` also listens on 127.0.0.1 (the socket stays); ``settings`` are extra
+        server settings (``-c name=value``), e.g. ``ssl``."""
         self.data_dir = Path(data_dir).expanduser().absolute()
+        self.tcp_port = tcp_port
+        self.port = tcp_port or _SOCKET_PORT
+        self.settings = dict(settings or {})
         self.socket_dir = self._choose_socket_dir()
         self._owned = False
 
@@ -95,7 +106,14 @@ class EmbeddedPostgres:
 
     def url(self, database: str = SUPERUSER) -> str:
         """``postgresql://postgres@/<database>?host=<socket dir>`` (trust auth, no password)."""
-        return f"postgresql://{SUPERUSER}@/{database}?host={self.socket_dir}"
+        port = "" if self.port == _SOCKET_PORT else f":{self.port}"
+        return f"postgresql://{SUPERUSER}@{port}/{database}?host={self.socket_dir}"
+
+    def tcp_url(self, database: str = SUPERUSER, host: str = "127.0.0.1") -> str:
+        """The URL over TCP (only with ``tcp_port``)."""
+        if self.tcp_port is None:
+            raise WebcheckerError("this embedded server listens on a unix socket only")
+        return f"postgresql://{SUPERUSER}@{host}:{self.tcp_port}/{database}"
 
     @property
     def running(self) -> bool:
@@ -129,7 +147,7 @@ class EmbeddedPostgres:
                 "-l",
                 str(self.data_dir / "log"),
                 "-o",
-                f"-c listen_addresses='' -k {self.socket_dir} -p {_SOCKET_PORT}",
+                self._server_options(),
             )
             self._write_owner()
             self._owned = True
@@ -166,8 +184,14 @@ class EmbeddedPostgres:
 
     # -- internals --------------------------------------------------------------------
 
+    def _server_options(self) -> str:
+        listen = "127.0.0.1" if self.tcp_port else ""
+        options = [f"-c listen_addresses='{listen}'", f"-k {self.socket_dir}", f"-p {self.port}"]
+        options += [f"-c {name}='{value}'" for name, value in self.settings.items()]
+        return " ".join(options)
+
     def _choose_socket_dir(self) -> Path:
-        if len(str(self.data_dir / f".s.PGSQL.{_SOCKET_PORT}")) <= _MAX_SOCKET_PATH:
+        if len(str(self.data_dir / f".s.PGSQL.{self.port}")) <= _MAX_SOCKET_PATH:
             return self.data_dir
         digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"webchecker-pg-{digest}"
