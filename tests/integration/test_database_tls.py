@@ -1,5 +1,5 @@
-"""TLS to PostgreSQL is verified or refused, never quietly plaintext (embedded server with TLS
-on 127.0.0.1, certificates made by the test)."""
+"""TLS to PostgreSQL is verified or refused, never quietly plaintext: a TLS front on
+127.0.0.1 (the embedded build has no TLS) with certificates made by the test."""
 
 from __future__ import annotations
 
