@@ -312,17 +312,8 @@ class LocalStack:
             self.lambda_api.start()
             stack.callback(self.lambda_api.stop)
 
-            # The local event source mapping: batches from the topic to the writer function,
-            # committed only after the writer returned (it retries a failed batch).
-            self.poller = Poller(
-                PollerSettings.from_env(
-                    {"KAFKA_TOPIC": settings.topic, **settings.function_env},
-                    bootstrap_servers=self.bootstrap_servers,
-                ),
-                self._invoke_writer,
-            )
-            self._poller_thread = self.poller.start()
-            stack.callback(self._stop_poller)
+            self.start_poller()
+            stack.callback(self.stop_poller)
             self._write_env_file()
             self._stack = stack.pop_all()
         return self
@@ -403,7 +394,22 @@ class LocalStack:
             self._lock_file.close()  # closing releases the flock
             self._lock_file = None
 
-    def _stop_poller(self) -> None:
+    def start_poller(self) -> None:
+        """The local event source mapping: batches from the topic to the writer function,
+        committed only after the writer returned (a failed batch is retried)."""
+        if self.poller is not None:
+            return
+        self.poller = Poller(
+            PollerSettings.from_env(
+                {"KAFKA_TOPIC": self.settings.topic, **self.settings.function_env},
+                bootstrap_servers=self.bootstrap_servers,
+            ),
+            self._invoke_writer,
+        )
+        self._poller_thread = self.poller.start()
+
+    def stop_poller(self) -> None:
+        """Stops reading the topic (like disabling the event source mapping)."""
         if self.poller is not None:
             self.poller.stop()
             if self._poller_thread is not None:
