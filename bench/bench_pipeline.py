@@ -276,7 +276,7 @@ def main() -> int:
     for name, function_stats in ((SCHEDULER, scheduler), (CHECKER, checker), (WRITER, writer)):
         peak = max(function_stats.max_rss_kb.values(), default=0) * 1024
         memory_lines.append(
-            f"  {name}: {mib(peak)} per container ({len(function_stats.max_rss_kb)} containers, "
+            f"  {name}: {mib(peak)} per container (largest of {len(function_stats.max_rss_kb)}, "
             f"configured {MEMORY_MB[name]} MB in template.yaml)"
         )
 
