@@ -750,6 +750,9 @@ def terminal_signals(stop: threading.Event) -> Iterator[None]:
 def run_local(settings: LocalSettings, out: TextIO | None = None) -> int:
     """``webchecker local``: start, tick with a live view until the end, stop cleanly."""
     out = out or sys.stdout
+    # Everything AWS here is local (explicit endpoints and fake credentials); a profile the
+    # user has selected for real AWS must not be looked up (or fail) on the way.
+    os.environ.pop("AWS_PROFILE", None)
     state_dir = settings.state_dir.expanduser().absolute()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     _log_to_file(state_dir / "logs" / "stack.log")

@@ -50,6 +50,9 @@ HOST = "127.0.0.1"
 #: Lambda's payload limits: 256 KB for an asynchronous invoke, 6 MB for a synchronous one.
 MAX_EVENT_PAYLOAD = 256 * 1024
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+#: What a worker keeps from the stack's environment (the rest comes from the function's).
+_INHERITED = frozenset({"PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV"})
+_INHERITED_PREFIXES = ("LC_", "PYTHON", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "XDG_")
 _INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 
 
@@ -148,6 +151,11 @@ def _worker_init(spec: FunctionSpec, env: Mapping[str, str], log_path: str | Non
     # containers, decides when they stop (after in-flight invocations).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
+    # A Lambda container gets the function's variables, not the caller's shell: the user's
+    # own AWS_PROFILE, credentials or endpoints must not leak into a local function.
+    for key in list(os.environ):
+        if key not in _INHERITED and not key.startswith(_INHERITED_PREFIXES):
+            del os.environ[key]
     os.environ.update(env)
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", spec.name)
     os.environ.update(spec.env)
