@@ -66,7 +66,7 @@ def test_writer_fixture_lands_once_however_often_it_is_invoked(
     assert first[:2] == (0, {"received": 2, "inserted": 2, "duplicates": 0, "rejected": 0})
     assert second[:2] == (0, {"received": 2, "inserted": 0, "duplicates": 2, "rejected": 0})
     # Powertools' metrics (EMF) went to stderr, as Lambda sends them to CloudWatch.
-    assert '"Inserted":[2.0]' in first[2]
+    assert '"ChecksInserted":[2.0]' in first[2]
     with Database(DatabaseSettings.from_url(database_url)) as db:
         rows = db.connection().run(
             "SELECT site_id, ok, status_code, error FROM webchecker.checks ORDER BY site_id"

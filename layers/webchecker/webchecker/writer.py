@@ -98,8 +98,11 @@ class Writer:
     def _record_metrics(self, outcome: BatchOutcome) -> None:
         if self._metrics is None:
             return
+        # ChecksReceived, ChecksInserted (the template's "no checks written" alarm), ...
         for name, value in outcome.as_dict().items():
-            self._metrics.add_metric(name=name.capitalize(), unit=MetricUnit.Count, value=value)
+            self._metrics.add_metric(
+                name=f"Checks{name.capitalize()}", unit=MetricUnit.Count, value=value
+            )
 
     def _maybe_apply_retention(self) -> None:
         if self.settings.retention_interval <= 0 or time.monotonic() < self._retention_due:
