@@ -608,36 +608,59 @@ class LocalStack:
             return self._counts.wait_for(lambda: self.handed_over >= self.published, timeout)
 
     def run(self, view: LiveView, *, stop: threading.Event | None = None) -> None:
-        """Ticks until ``duration`` or ``stop``; refreshes the live view once per second."""
+        """Ticks until ``duration`` or ``stop``.
+
+        On a terminal the table is refreshed every second; otherwise it is printed once per
+        tick, when the tick's checks are stored (or when the next tick is due).
+        """
         stop = stop or threading.Event()
         settings = self.settings
         started = time.monotonic()
         deadline = started + settings.duration if settings.duration else None
         next_tick = started
         last_summary: dict[str, Any] = {}
+        shown = True  # the plain view has printed the latest tick's results
         while not stop.is_set():
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
             if now >= next_tick:
-                if not view.tty and self.clock.ticks:
-                    self._render(view, last_summary)  # results of the previous tick
                 try:
                     last_summary = self.tick()
                 except WebcheckerError as error:
                     view.message(f"tick failed: {error}")
                 next_tick += settings.tick_seconds
                 self.save_sites()
+                shown = False
+            if not view.tty and not shown:
+                until = min(next_tick, deadline or next_tick)
+                shown = self.settle(until=until, stop=stop)
+                if shown or time.monotonic() >= next_tick:
+                    self._render(view, last_summary)
+                    shown = True
             if view.tty:
                 self._render(view, last_summary)
             wake = min(next_tick, deadline or next_tick, time.monotonic() + 1.0)
             stop.wait(max(0.0, wake - time.monotonic()))
-        # A last table with the checks that were still in flight.
-        if self.lambda_api is not None:
-            self.lambda_api.drain(15.0)
-        self.wait_for_writer(timeout=15.0)
-        self._render(view, last_summary)
+        # A last table with the checks that were still in flight (waiting at most 15 s).
+        settled = self.settle(until=time.monotonic() + 15.0, stop=threading.Event())
+        if view.tty or not shown or not settled:
+            self._render(view, last_summary)
         view.release()
+
+    def settle(self, *, until: float, stop: threading.Event) -> bool:
+        """Waits (until the monotonic time ``until``, or ``stop``) for every checker
+        invocation to finish and the writer to store what they published; True if so."""
+        while not stop.is_set():
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return False
+            slice_ = min(0.5, remaining)
+            if self.lambda_api is not None and not self.lambda_api.drain(slice_):
+                continue
+            if self.wait_for_writer(timeout=slice_):
+                return True
+        return False
 
     def _render(self, view: LiveView, summary: Mapping[str, Any]) -> None:
         try:
