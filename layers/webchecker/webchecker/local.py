@@ -619,7 +619,7 @@ class LocalStack:
         deadline = started + settings.duration if settings.duration else None
         next_tick = started
         last_summary: dict[str, Any] = {}
-        shown = True  # the plain view has printed the latest tick's results
+        complete = True  # the plain view has printed the latest tick's stored results
         while not stop.is_set():
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -631,20 +631,19 @@ class LocalStack:
                     view.message(f"tick failed: {error}")
                 next_tick += settings.tick_seconds
                 self.save_sites()
-                shown = False
-            if not view.tty and not shown:
+                complete = False
+            if not view.tty and not complete:
                 until = min(next_tick, deadline or next_tick)
-                shown = self.settle(until=until, stop=stop)
-                if shown or time.monotonic() >= next_tick:
-                    self._render(view, last_summary)
-                    shown = True
+                complete = self.settle(until=until, stop=stop)
+                if complete or time.monotonic() >= next_tick:
+                    self._render(view, last_summary)  # at the latest when the next tick is due
             if view.tty:
                 self._render(view, last_summary)
             wake = min(next_tick, deadline or next_tick, time.monotonic() + 1.0)
             stop.wait(max(0.0, wake - time.monotonic()))
         # A last table with the checks that were still in flight (waiting at most 15 s).
         settled = self.settle(until=time.monotonic() + 15.0, stop=threading.Event())
-        if view.tty or not shown or not settled:
+        if view.tty or not complete or not settled:
             self._render(view, last_summary)
         view.release()
 
