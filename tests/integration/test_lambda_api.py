@@ -24,6 +24,9 @@ import os, pathlib
 
 def lambda_handler(event, context):
     print("invoked", context.function_name, context.aws_request_id)
+    if event.get("sleep"):
+        import time
+        time.sleep(event["sleep"])
     marker = pathlib.Path(event.get("fail_until_exists", "/nonexistent-never"))
     if event.get("fail") or (event.get("fail_until_exists") and not marker.exists()):
         raise RuntimeError("asked to fail")
@@ -36,7 +39,9 @@ def lambda_handler(event, context):
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[LambdaApi]:
     (tmp_path / "app.py").write_text(HANDLER)
-    spec = FunctionSpec(name="echo", path=tmp_path / "app.py", concurrency=2, memory_mb=256)
+    spec = FunctionSpec(
+        name="echo", path=tmp_path / "app.py", concurrency=2, memory_mb=256, timeout_s=1.5
+    )
     with LambdaApi(
         [spec],
         env={"COLOR": "green"},
@@ -136,3 +141,15 @@ def test_an_event_failing_three_times_goes_to_the_failure_list(
     assert "asked to fail" in failed.error
     saved = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
     assert saved == [failed.__dict__]
+
+
+def test_an_invocation_past_the_timeout_fails_like_lambda(api: LambdaApi) -> None:
+    response = client(api).invoke(FunctionName="echo", Payload=b'{"sleep": 30}')
+    assert response["FunctionError"] == "Unhandled"
+    error = json.loads(response["Payload"].read())
+    assert error == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": "Task timed out after 1.50 seconds",
+    }
+    # The container is still usable.
+    assert api.invoke("echo", {"after": 1})["echo"] == {"after": 1}

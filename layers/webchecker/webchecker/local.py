@@ -294,13 +294,26 @@ class LocalStack:
             lambda_port = free_port()
             self.lambda_api = LambdaApi(
                 [
-                    FunctionSpec(name=SCHEDULER, path=root / "functions/scheduler/app.py"),
+                    # Memory and timeouts as in template.yaml.
+                    FunctionSpec(
+                        name=SCHEDULER,
+                        path=root / "functions/scheduler/app.py",
+                        memory_mb=512,
+                        timeout_s=50,
+                    ),
                     FunctionSpec(
                         name=CHECKER,
                         path=root / "functions/checker/app.py",
                         concurrency=settings.checker_workers,
+                        memory_mb=1024,
+                        timeout_s=120,
                     ),
-                    FunctionSpec(name=WRITER, path=root / "functions/writer/app.py"),
+                    FunctionSpec(
+                        name=WRITER,
+                        path=root / "functions/writer/app.py",
+                        memory_mb=1024,
+                        timeout_s=120,
+                    ),
                 ],
                 env=self.function_env(lambda_endpoint=f"http://127.0.0.1:{lambda_port}"),
                 retry=settings.retry,

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing import get_context
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import unquote
 
@@ -65,7 +66,7 @@ class FunctionSpec:
     handler: str = "lambda_handler"
     concurrency: int = 1
     memory_mb: int = 512
-    timeout_s: int = 60
+    timeout_s: float = 60.0
     env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -185,6 +186,17 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+class FunctionTimeout(BaseException):
+    """Raised in a container when its invocation ran past the function's timeout.
+
+    A BaseException, so that a handler's ``except Exception`` does not swallow it.
+    """
+
+
+def _timed_out(signum: int, frame: FrameType | None) -> None:
+    raise FunctionTimeout
+
+
 def _worker_invoke(
     spec: FunctionSpec, payload: bytes, request_id: str
 ) -> tuple[bool, bytes, float, int, int]:
@@ -198,10 +210,22 @@ def _worker_invoke(
         deadline=time.monotonic() + spec.timeout_s,
     )
     started = time.perf_counter()
+    # Like Lambda's timeout: the invocation fails (and an async event is retried). The
+    # container survives here, where Lambda would freeze it.
+    signal.signal(signal.SIGALRM, _timed_out)
+    signal.setitimer(signal.ITIMER_REAL, spec.timeout_s)
     try:
         event = json.loads(payload) if payload else {}
         body = json.dumps(_handler(event, context)).encode()
         ok = True
+    except FunctionTimeout:
+        body = json.dumps(
+            {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"Task timed out after {spec.timeout_s:.2f} seconds",
+            }
+        ).encode()
+        ok = False
     except Exception as error:  # the function's error becomes the invocation's error
         body = json.dumps(
             {
@@ -211,6 +235,8 @@ def _worker_invoke(
             }
         ).encode()
         ok = False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
     duration = (time.perf_counter() - started) * 1000
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return ok, body, duration, peak, os.getpid()
