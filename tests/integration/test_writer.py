@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -283,3 +284,50 @@ def test_text_that_copy_would_misread_is_stored_exactly(
 
     (row,) = rows(database, "SELECT url, error_detail FROM webchecker.checks")
     assert (row["url"], row["error_detail"]) == (sent["url"], text)
+
+
+def test_a_lone_surrogate_is_rejected_and_does_not_fail_the_batch(
+    app: ModuleType, database: Database
+) -> None:
+    # JSON may spell a lone surrogate ("\ud800"): Python reads it, UTF-8 cannot carry it
+    good = message()
+    bad = json.dumps(message(url="https://example.com/\ud800")).encode()
+
+    result = invoke(app, msk_event(records([bad, good])))
+
+    assert result == {"received": 2, "inserted": 1, "duplicates": 0, "rejected": 1}
+    (reject,) = rows(database, "SELECT raw, reason FROM webchecker.check_rejects")
+    assert reject["raw"] == bad
+    assert reject["reason"].startswith("url: must not contain lone surrogates")
+    landed = rows(database, "SELECT check_id::text AS id FROM webchecker.checks")
+    assert [row["id"] for row in landed] == [good["check_id"]]
+
+
+def test_messages_in_every_accepted_form_store_the_same_values(
+    app: ModuleType, database: Database
+) -> None:
+    """The usual form (the writer's fast path) and forms only from_json reads (an upper-case
+    id, an offset, an integer latency) store the same values."""
+    usual = message(response_time_ms=12.0, site_id="usual")
+    odd_id = uuid.uuid4()
+    odd = dict(
+        usual,
+        site_id="odd",
+        check_id=odd_id.hex.upper(),
+        checked_at="2026-11-27T13:00:01.000+01:00",
+        response_time_ms=12,
+    )
+    invoke(app, msk_event(records([usual, odd])))
+
+    stored = {
+        row.pop("site_id"): row
+        for row in rows(
+            database,
+            "SELECT site_id, checked_at, response_time_ms, scheduled_at, tls_cert_expires_at,"
+            " dns_ms, ok, status_code FROM webchecker.checks",
+        )
+    }
+    assert stored["usual"] == stored["odd"]
+    assert stored["usual"]["checked_at"] == BASE_TIME + timedelta(seconds=1)
+    ids = rows(database, "SELECT check_id::text AS id FROM webchecker.checks ORDER BY site_id")
+    assert [row["id"] for row in ids] == [str(odd_id), usual["check_id"]]

@@ -190,6 +190,11 @@ class _Fields:
 
 def _preview(value: object) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # lone surrogates: the reason must still be storable
+            text = json.dumps(value, default=str)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -200,6 +205,11 @@ def _text(value: object) -> str:
         raise ValueError("must not contain NUL characters")
     if not value:
         raise ValueError("must not be empty")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a JSON escape such as "\ud800" gives a lone surrogate
+            raise ValueError("must not contain lone surrogates (not valid Unicode)") from None
     return value
 
 

@@ -1,0 +1,259 @@
+"""The writer's fast path agrees with ``CheckResult.from_json``: it never accepts what the
+slow path rejects, and what it accepts becomes the same row (same check id, month, values)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webchecker.exceptions import InvalidMessage
+from webchecker.msk import KafkaRecord
+from webchecker.results import ERROR_KINDS, CheckResult
+from webchecker.store import COLUMNS, BatchValidator, copy_line, fast_copy_row
+
+_TIMESTAMP_COLUMNS = {
+    COLUMNS.index(c) for c in ("scheduled_at", "checked_at", "tls_cert_expires_at")
+}
+_FIELDS = (
+    "schema", "check_id", "site_id", "url", "region", "scheduled_at", "checked_at",
+    "response_time_ms", "status_code", "ok", "error", "error_detail", "regex_matched",
+    "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "tls_cert_expires_at",
+)  # fmt: skip
+_MISSING = object()
+
+moments = st.datetimes(
+    min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+texts = st.text(min_size=1, max_size=30).filter(lambda t: "\x00" not in t)
+millis = st.none() | st.floats(min_value=0, max_value=1e9, allow_nan=False) | st.integers(0, 10**6)
+
+
+@st.composite
+def results(draw: st.DrawFn) -> CheckResult:
+    ok = draw(st.booleans())
+    return CheckResult(
+        check_id=str(draw(st.uuids())),
+        site_id=draw(texts),
+        url=draw(texts),
+        region=draw(st.none() | texts),
+        scheduled_at=draw(moments),
+        checked_at=draw(moments),
+        response_time_ms=draw(millis),
+        status_code=draw(st.none() | st.integers(100, 999)),
+        ok=ok,
+        error=None if ok else draw(st.sampled_from(sorted(ERROR_KINDS))),
+        error_detail=draw(
+            st.none() | st.text(min_size=1, max_size=500).filter(lambda t: "\x00" not in t)
+        ),
+        regex_matched=draw(st.none() | st.booleans()),
+        dns_ms=draw(millis),
+        connect_ms=draw(millis),
+        tls_ms=draw(millis),
+        ttfb_ms=draw(millis),
+        tls_cert_expires_at=draw(st.none() | moments),
+    )
+
+
+# values a producer might send by mistake, or in a form the slow path also accepts
+ODD_VALUES: list[object] = [
+    None,
+    _MISSING,
+    True,
+    False,
+    0,
+    1,
+    1.0,
+    -1,
+    -0.0,
+    99,
+    100,
+    999,
+    1000,
+    2**53,
+    2**53 + 1,
+    10**400,
+    1e308,
+    float("nan"),
+    float("inf"),
+    "",
+    "\x00",
+    "a\tb\\c\nd\re",
+    "\ud800",
+    "x" * 500,
+    "x" * 501,
+    "dns",
+    "gremlins",
+    "ok",
+    [],
+    {},
+    [1],
+    {"a": 1},
+    "2026-11-27T10:00:00Z",
+    "2026-11-27T10:00:00.123Z",
+    "2026-11-27T10:00:00.1234567Z",
+    "2026-11-27T10:00:00+02:00",
+    "2026-11-27T10:00:00",
+    "2026-11-27",
+    "2026-13-01T00:00:00Z",
+    "2026-02-30T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59.999999Z",
+    "2026-11-27 10:00:00Z",
+    "2026-11-27T10:00:00.000+00:00",
+    "2026-11-27t10:00:00z",
+    "2026-11-27T23:59:60Z",
+    "\u0662\u0660\u0662\u0666-11-27T10:00:00Z",
+    "6BA7B810-9DAD-11D1-80B4-00C04FD430C8",
+    "{6ba7b810-9dad-11d1-80b4-00c04fd430c8}",
+    "6ba7b8109dad11d180b400c04fd430c8",
+    "urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    "6ba7b810-9dad-11d1-80b4-00c04fd430c8\n",
+    "6ba7b810-9dad-11d1-80b4-00c04fd430cg",
+]
+odd_values = st.one_of(
+    st.sampled_from(ODD_VALUES),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> bytes:
+    body: dict[str, Any] = draw(results()).to_message()
+    body["schema"] = 1
+    for name in draw(st.lists(st.sampled_from(_FIELDS), max_size=4, unique=True)):
+        value = draw(odd_values)
+        if value is _MISSING:
+            del body[name]
+        else:
+            body[name] = value
+    text = json.dumps(body, ensure_ascii=draw(st.booleans()))
+    return text.encode("utf-8", "surrogatepass")  # invalid UTF-8 is a case too
+
+
+def row_values(line: str) -> list[object]:
+    """A COPY line's fields, timestamps as instants (the fast path may pass the producer's
+    UTC text through; PostgreSQL reads the same instant)."""
+    fields: list[object] = list(line.rstrip("\n").split("\t"))
+    assert len(fields) == len(COLUMNS)
+    for index in _TIMESTAMP_COLUMNS:
+        if fields[index] != "\\N":
+            fields[index] = datetime.fromisoformat(str(fields[index]))
+    return fields
+
+
+def assert_agree(raw: bytes) -> bool:
+    """Asserts that the two paths agree on ``raw``; True if the fast path took it."""
+    fast = fast_copy_row(raw)
+    try:
+        slow = CheckResult.from_json(raw)
+    except InvalidMessage:
+        assert fast is None, f"fast path accepted what from_json rejects: {raw!r}"
+        return False
+    if fast is None:
+        return False
+    check_id, month, line = fast
+    assert check_id == slow.check_id
+    assert month == slow.checked_at.year * 12 + slow.checked_at.month - 1
+    assert line.endswith("\n")
+    assert row_values(line) == row_values(copy_line(slow))
+    return True
+
+
+@settings(max_examples=500, deadline=None)
+@given(results())
+def test_every_message_the_checker_sends_takes_the_fast_path(result: CheckResult) -> None:
+    assert assert_agree(result.to_json())
+
+
+@settings(max_examples=1500, deadline=None)
+@given(messages())
+def test_fast_and_slow_paths_agree_on_mutated_messages(raw: bytes) -> None:
+    assert_agree(raw)
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_fast_and_slow_paths_agree_on_every_single_field_change(ok: bool) -> None:
+    base = json.loads(_message(ok=ok, error=None if ok else "timeout", error_detail="slow"))
+    taken = 0
+    for name in _FIELDS:
+        for value in ODD_VALUES:
+            body = {key: item for key, item in base.items() if key != name}
+            if value is not _MISSING:
+                body[name] = value
+            for ascii_only in (True, False):
+                text = json.dumps(body, ensure_ascii=ascii_only)
+                taken += assert_agree(text.encode("utf-8", "surrogatepass"))
+    assert taken > 100  # the comparison is not vacuous
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_fast_and_slow_paths_agree_on_any_bytes(raw: bytes) -> None:
+    assert_agree(raw)
+
+
+def _message(**changes: Any) -> bytes:
+    moment = datetime(2026, 11, 27, 10, 0, 0, 123000, tzinfo=UTC)
+    body: dict[str, Any] = CheckResult(
+        check_id=str(uuid.uuid4()), site_id="example", url="https://example.com/",
+        region="eu-west-1", scheduled_at=moment, checked_at=moment, response_time_ms=12.5,
+        status_code=200, ok=True, error=None, error_detail=None, regex_matched=True,
+        tls_cert_expires_at=moment + timedelta(days=30),
+    ).to_message()  # fmt: skip
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("changes", "fast"),
+    [
+        ({}, True),
+        ({"check_id": "6BA7B810-9DAD-11D1-80B4-00C04FD430C8"}, True),  # normalised
+        ({"checked_at": "2026-11-27T12:00:00.123+02:00"}, True),  # converted to UTC
+        ({"response_time_ms": 12}, True),
+        ({"site_id": "tab\there"}, True),  # escaped for COPY
+        ({"check_id": "{6ba7b810-9dad-11d1-80b4-00c04fd430c8}"}, False),  # from_json's call
+        ({"checked_at": "2026-11-27T10:00:00.1234567Z"}, True),  # as from_json cuts it
+        ({"schema": 1.0}, False),
+        ({"url": "\ud800"}, False),
+        ({"status_code": 42}, False),
+    ],
+)
+def test_which_messages_take_the_fast_path(changes: dict[str, Any], fast: bool) -> None:
+    assert assert_agree(_message(**changes)) is fast
+
+
+def test_fast_and_slow_rows_make_the_same_batch() -> None:
+    """A batch through ``copy_data`` (fast path) and through ``accept`` (from_json only)."""
+    values = [
+        _message(),
+        b"{oops",
+        _message(check_id="6BA7B810-9DAD-11D1-80B4-00C04FD430C8"),
+        _message(check_id="6ba7b810-9dad-11d1-80b4-00c04fd430c8"),  # a duplicate of the above
+        _message(checked_at="2026-10-31T23:30:00-01:00"),  # November in UTC
+        _message(checked_at="2025-01-01T00:00:00Z"),
+        _message(ok="yes"),
+        None,
+    ]
+    records = [
+        KafkaRecord(topic="t", partition=0, offset=offset, value=value)
+        for offset, value in enumerate(values)
+    ]
+    fast, slow = BatchValidator(), BatchValidator()
+    data = b"".join(fast.copy_data(records, per_chunk=3)).decode()
+    accepted = [result for result in map(slow.accept, records) if result is not None]
+    assert [row_values(line) for line in data.splitlines(keepends=True)] == [
+        row_values(copy_line(result)) for result in accepted
+    ]
+    assert (fast.received, fast.valid, len(fast.rejects)) == (8, 5, 3)
+    assert (slow.received, slow.valid, fast.months) == (8, 5, slow.months)
+    assert {date.isoformat() for date in fast.months} == {"2026-11-01", "2025-01-01"}
+    assert [r.reason for r in fast.rejects.values()] == [r.reason for r in slow.rejects.values()]
