@@ -146,10 +146,15 @@ def test_failed_checker_invocation_is_retried(stack: LocalStack) -> None:
         stack.broker.start()  # back before the retry, which comes RETRY_DELAYS[0] later
 
     assert api.drain(RETRY_DELAYS[0] + 60)
-    attempts = [a for a in api.attempts if a.function == CHECKER][-2:]
-    assert [(a.attempt, a.ok) for a in attempts] == [(1, False), (2, True)]
-    assert attempts[0].request_id == attempts[1].request_id
+    first = next(a for a in reversed(api.attempts) if a.function == CHECKER and a.attempt == 1)
+    attempts = [a for a in api.attempts if a.request_id == first.request_id]
+    # Failed while the broker was down, then retried (a second retry is allowed: the
+    # producer may still be reconnecting when the first retry runs) until it succeeded.
+    assert (attempts[0].attempt, attempts[0].ok) == (1, False)
     assert "PublishError" in (attempts[0].error or "")
+    assert [a.attempt for a in attempts] == list(range(1, len(attempts) + 1))
+    assert len(attempts) in (2, 3)
+    assert attempts[-1].ok
     assert not api.failures
 
     stored = wait_rows(stack, ids, 3)
