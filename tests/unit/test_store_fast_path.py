@@ -159,9 +159,15 @@ def assert_agree(raw: bytes) -> bool:
         return False
     if fast is None:
         return False
-    check_id, month, line = fast
-    assert check_id == slow.check_id
-    assert month == slow.checked_at.year * 12 + slow.checked_at.month - 1
+    check_id, site_id, hour, ok, latency, line = fast
+    assert (check_id, site_id, ok, latency) == (
+        slow.check_id,
+        slow.site_id,
+        slow.ok,
+        slow.response_time_ms,
+    )
+    moment = slow.checked_at
+    assert hour == f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}"
     assert line.endswith("\n")
     assert row_values(line) == row_values(copy_line(slow))
     return True

@@ -20,16 +20,21 @@ the next one is validated. ``bench/bench_writer.py`` compares the handler with a
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
+import pg8000.exceptions
 import pg8000.native
 
-from webchecker.database import Database, quote_identifier
+from webchecker.database import Database, quote_identifier, sqlstate
 from webchecker.exceptions import InvalidMessage
 from webchecker.histogram import BOUNDS_MS, BUCKETS
 from webchecker.migrations import RetentionSettings, ensure_partitions, month_start
@@ -45,6 +50,7 @@ COLUMNS: tuple[str, ...] = (
     "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "tls_cert_expires_at",
 )  # fmt: skip
 _TEMP_TABLE = "webchecker_incoming"
+_UNIQUE_VIOLATION = "23505"
 _REJECTS_PER_STATEMENT = 500
 _PARTITIONS_AHEAD_MONTHS = 2  # a clock far in the future lands in the default partition
 
@@ -84,18 +90,49 @@ class BatchValidator:
         self.valid = 0
         self.rejects: dict[tuple[str, int, int], Reject] = {}
         self._seen: set[str] = set()
-        self._months: set[int] = set()  # year * 12 + month - 1 of each new row's checked_at
+        # (site_id, hour as "YYYY-MM-DDTHH" in UTC) -> [checks, failures, latencies, histogram]
+        self._hours: dict[tuple[str, str], list[Any]] = {}
+
+    @property
+    def new_rows(self) -> int:
+        """Valid rows, each ``check_id`` once: what goes into ``COPY``."""
+        return len(self._seen)
 
     @property
     def months(self) -> set[date]:
         """The first day of each month that a new row's ``checked_at`` falls in."""
-        return {date(key // 12, key % 12 + 1, 1) for key in self._months}
+        return {date(int(hour[:4]), int(hour[5:7]), 1) for _, hour in self._hours}
+
+    def hourly(self) -> list[dict[str, Any]]:
+        """The hourly rollups of the new rows (what the SQL path computes from ``RETURNING``)."""
+        return [
+            {
+                "site_id": site_id,
+                "hour": f"{hour}:00:00Z",
+                "checks": checks,
+                "failures": failures,
+                "latency_count": len(latencies),
+                "latency_sum_ms": math.fsum(latencies),
+                "latency_min_ms": min(latencies, default=None),
+                "latency_max_ms": max(latencies, default=None),
+                "latency_histogram": histogram,
+            }
+            for (site_id, hour), (checks, failures, latencies, histogram) in sorted(
+                self._hours.items()
+            )
+        ]
 
     def accept(self, record: KafkaRecord) -> CheckResult | None:
         """The record's result if it is valid and new in this batch, else None."""
         self.received += 1
         result = self._parse(record)
-        if result is None or not self._is_new(result.check_id, _month_key(result.checked_at)):
+        if result is None or not self._is_new(
+            result.check_id,
+            result.site_id,
+            result.checked_at.isoformat()[:13],
+            result.ok,
+            result.response_time_ms,
+        ):
             return None
         return result
 
@@ -112,9 +149,18 @@ class BatchValidator:
             result = self._parse(record)
             if result is None:
                 return None
-            row = (result.check_id, _month_key(result.checked_at), copy_line(result))
-        check_id, month, line = row
-        return line if self._is_new(check_id, month) else None
+            line = copy_line(result)
+            new = self._is_new(
+                result.check_id,
+                result.site_id,
+                result.checked_at.isoformat()[:13],
+                result.ok,
+                result.response_time_ms,
+            )
+        else:
+            line = row[5]
+            new = self._is_new(row[0], row[1], row[2], row[3], row[4])
+        return line if new else None
 
     def copy_data(self, records: Sequence[KafkaRecord], per_chunk: int = 500) -> Iterator[bytes]:
         """COPY data in chunks: pg8000 sends each as it is made, so the server parses one
@@ -144,17 +190,30 @@ class BatchValidator:
             )
             return None
 
-    def _is_new(self, check_id: str, month: int) -> bool:
+    def _is_new(
+        self, check_id: str, site_id: str, hour: str, ok: bool, latency: float | None
+    ) -> bool:
+        """Counts a valid row; True the first time its ``check_id`` is seen in the batch."""
         self.valid += 1
         if check_id in self._seen:
             return False
         self._seen.add(check_id)
-        self._months.add(month)
+        group = self._hours.get((site_id, hour))
+        if group is None:
+            group = self._hours[site_id, hour] = [0, 0, [], [0] * BUCKETS]
+        group[0] += 1
+        if not ok:
+            group[1] += 1
+        if latency is not None:
+            group[2].append(float(latency))
+            group[3][bisect_right(BOUNDS_MS, latency)] += 1  # = PostgreSQL's width_bucket
         return True
 
 
-def _month_key(moment: datetime) -> int:
-    return moment.year * 12 + moment.month - 1
+def _keeping(chunks: Iterable[bytes], kept: list[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        kept.append(chunk)
+        yield chunk
 
 
 def parse_records(records: Iterable[KafkaRecord]) -> list[CheckResult]:
@@ -275,8 +334,9 @@ def _fast_flag(value: object) -> str:
     raise _NotFast
 
 
-def fast_copy_row(raw: bytes) -> tuple[str, int, str] | None:
-    """``(check_id, month key, COPY line)`` of a message that is certainly valid, else None."""
+def fast_copy_row(raw: bytes) -> tuple[str, str, str, bool, float | None, str] | None:
+    """``(check_id, site_id, hour, ok, response_time_ms, COPY line)`` of a message that is
+    certainly valid, else None; ``hour`` is ``checked_at`` in UTC as ``YYYY-MM-DDTHH``."""
     if b"\\ud" in raw or b"\\uD" in raw:  # maybe a lone surrogate: from_json decides
         return None
     try:
@@ -299,7 +359,8 @@ def fast_copy_row(raw: bytes) -> tuple[str, int, str] | None:
         if type(check_id) is not str or not _CANONICAL_UUID(check_id):
             return None
         check_id = check_id.lower()
-        checked_text, checked_at = _fast_timestamp(get("checked_at"))
+        checked_text = _fast_timestamp(get("checked_at"))[0]
+        site_id, latency = get("site_id"), get("response_time_ms")
         region, status, detail = get("region"), get("status_code"), get("error_detail")
         if status is not None and (type(status) is not int or not 100 <= status <= 999):
             return None
@@ -310,12 +371,12 @@ def fast_copy_row(raw: bytes) -> tuple[str, int, str] | None:
             (
                 check_id,
                 _SCHEMA_TEXT,
-                _fast_text(get("site_id")),
+                _fast_text(site_id),
                 _fast_text(get("url")),
                 _NULL if region is None else _fast_text(region),
                 _fast_timestamp(get("scheduled_at"))[0],
                 checked_text,
-                _fast_milliseconds(get("response_time_ms")),
+                _fast_milliseconds(latency),
                 _NULL if status is None else repr(status),
                 "t" if ok else "f",
                 _NULL if error is None else error,
@@ -330,41 +391,32 @@ def fast_copy_row(raw: bytes) -> tuple[str, int, str] | None:
         )
     except _NotFast:
         return None
-    return check_id, checked_at.year * 12 + checked_at.month - 1, line + "\n"
+    # both validated above (a non-empty str; None or a number)
+    return (
+        check_id,
+        cast(str, site_id),
+        checked_text[:13],
+        ok,
+        cast(float | None, latency),
+        line + "\n",
+    )
 
 
 # -- SQL ---------------------------------------------------------------------------------
 
 
-def _insert_sql(schema: str) -> str:
-    """Insert from the temp table; the rows actually inserted feed the hourly rollup."""
-    quoted = quote_identifier(schema)
-    columns = ", ".join(COLUMNS)
-    bounds = "'{" + ",".join(f"{bound:g}" for bound in BOUNDS_MS) + "}'::double precision[]"
-    buckets = ", ".join(f"count(*) FILTER (WHERE bucket = {index})" for index in range(BUCKETS))
+_HOURLY_COLUMNS = (
+    "site_id, hour, checks, failures, latency_count, latency_sum_ms, latency_min_ms,"
+    " latency_max_ms, latency_histogram"
+)
+
+
+def _upsert_hourly_sql(schema: str, source: str) -> str:
+    """Adds the hourly rollups in ``source`` (a query with ``_HOURLY_COLUMNS``)."""
     return f"""
-WITH inserted AS (
-    INSERT INTO {quoted}.checks ({columns})
-    SELECT {columns} FROM pg_temp.{_TEMP_TABLE}
-    ON CONFLICT (check_id, checked_at) DO NOTHING
-    RETURNING site_id, checked_at, ok, response_time_ms,
-        width_bucket(response_time_ms, {bounds}) AS bucket
-), hourly AS (
-    SELECT site_id, date_trunc('hour', checked_at, 'UTC') AS hour,
-           count(*) AS checks,
-           count(*) FILTER (WHERE NOT ok) AS failures,
-           count(response_time_ms) AS latency_count,
-           coalesce(sum(response_time_ms), 0) AS latency_sum_ms,
-           min(response_time_ms) AS latency_min_ms,
-           max(response_time_ms) AS latency_max_ms,
-           ARRAY[{buckets}]::integer[] AS latency_histogram
-    FROM inserted
-    GROUP BY 1, 2
-), rolled_up AS (
-    INSERT INTO {quoted}.checks_hourly AS h (site_id, hour, checks, failures, latency_count,
-        latency_sum_ms, latency_min_ms, latency_max_ms, latency_histogram)
+    INSERT INTO {quote_identifier(schema)}.checks_hourly AS h ({_HOURLY_COLUMNS})
     -- a fixed order, so that concurrent writers lock rollup rows without deadlocks
-    SELECT * FROM hourly ORDER BY site_id, hour
+    SELECT {_HOURLY_COLUMNS} FROM ({source}) AS source ORDER BY site_id, hour
     ON CONFLICT (site_id, hour) DO UPDATE SET
         checks = h.checks + excluded.checks,
         failures = h.failures + excluded.failures,
@@ -376,10 +428,48 @@ WITH inserted AS (
             SELECT a + b
             FROM unnest(h.latency_histogram, excluded.latency_histogram)
                 WITH ORDINALITY AS u(a, b, i)
-            ORDER BY i)
+            ORDER BY i)"""
+
+
+def _insert_sql(schema: str) -> str:
+    """Insert from the temp table; the rows actually inserted feed the hourly rollup."""
+    quoted = quote_identifier(schema)
+    columns = ", ".join(COLUMNS)
+    bounds = "'{" + ",".join(f"{bound:g}" for bound in BOUNDS_MS) + "}'::double precision[]"
+    buckets = ", ".join(f"count(*) FILTER (WHERE bucket = {index})" for index in range(BUCKETS))
+    hourly = f"""
+    SELECT site_id, date_trunc('hour', checked_at, 'UTC') AS hour,
+           count(*) AS checks,
+           count(*) FILTER (WHERE NOT ok) AS failures,
+           count(response_time_ms) AS latency_count,
+           coalesce(sum(response_time_ms), 0) AS latency_sum_ms,
+           min(response_time_ms) AS latency_min_ms,
+           max(response_time_ms) AS latency_max_ms,
+           ARRAY[{buckets}]::integer[] AS latency_histogram
+    FROM inserted
+    GROUP BY 1, 2"""
+    return f"""
+WITH inserted AS (
+    INSERT INTO {quoted}.checks ({columns})
+    SELECT {columns} FROM pg_temp.{_TEMP_TABLE}
+    ON CONFLICT (check_id, checked_at) DO NOTHING
+    RETURNING site_id, checked_at, ok, response_time_ms,
+        width_bucket(response_time_ms, {bounds}) AS bucket
+), rolled_up AS ({_upsert_hourly_sql(schema, hourly)}
 )
 SELECT count(*) FROM inserted
 """
+
+
+def _hourly_from_json_sql(schema: str) -> str:
+    """Adds the rollups that ``BatchValidator.hourly()`` computed (one JSON parameter)."""
+    return _upsert_hourly_sql(
+        schema,
+        "SELECT * FROM json_to_recordset(CAST(:hours AS json)) AS g(site_id text,"
+        " hour timestamptz, checks integer, failures integer, latency_count integer,"
+        " latency_sum_ms double precision, latency_min_ms double precision,"
+        " latency_max_ms double precision, latency_histogram integer[])",
+    )
 
 
 def _rejects_sql(schema: str, rows: int) -> str:
@@ -395,10 +485,22 @@ def _rejects_sql(schema: str, rows: int) -> str:
 class CheckStore:
     """Writes batches into one database; keeps per-container state (known partitions)."""
 
-    def __init__(self, database: Database, *, retention: RetentionSettings | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        retention: RetentionSettings | None = None,
+        direct_copy: bool = True,
+    ) -> None:
         self.database = database
         self.retention = retention or RetentionSettings()
+        #: try ``COPY`` straight into ``checks`` first (False: always the temporary table)
+        self.direct_copy = direct_copy
         self._insert = _insert_sql(database.schema)
+        self._add_hourly = _hourly_from_json_sql(database.schema)
+        self._copy_checks = (
+            f"COPY {quote_identifier(database.schema)}.checks ({', '.join(COLUMNS)}) FROM STDIN"
+        )
         self._known_months: set[date] = set()
         self._temp_table_on: pg8000.native.Connection | None = None
 
@@ -407,16 +509,17 @@ class CheckStore:
         batch = list(records)
         validator = BatchValidator()
         self._ensure_partitions(self._current_months())
-        inserted = 0
         try:
             with self.database.transaction() as connection:
-                self._ensure_temp_table(connection)
-                connection.run(
-                    f"COPY pg_temp.{_TEMP_TABLE} ({', '.join(COLUMNS)}) FROM STDIN",
-                    stream=validator.copy_data(batch),
-                )
-                if validator.valid:
-                    inserted = int(connection.run(self._insert)[0][0])
+                chunks = validator.copy_data(batch)
+                sent: list[bytes] = []
+                inserted = None
+                if self.direct_copy:
+                    inserted = self._copy_direct(connection, _keeping(chunks, sent))
+                    if inserted:
+                        connection.run(self._add_hourly, hours=json.dumps(validator.hourly()))
+                if inserted is None:  # the same data again (what pg8000 had not sent yet too)
+                    inserted = self._copy_via_temp_table(connection, itertools.chain(sent, chunks))
                 self._insert_rejects(connection, list(validator.rejects.values()))
         except BaseException:
             self._temp_table_on = None  # its CREATE may have been rolled back with the batch
@@ -438,6 +541,38 @@ class CheckStore:
             duplicates=validator.valid - inserted,
             rejected=len(validator.rejects),
         )
+
+    def _copy_direct(
+        self, connection: pg8000.native.Connection, chunks: Iterable[bytes]
+    ) -> int | None:
+        """``COPY`` straight into ``checks``: the rows inserted, or None if one of them was
+        there already (then nothing is inserted).
+
+        All or nothing: when it succeeds every row was new, so the rollups of the batch are
+        exactly those of the inserted rows. A redelivery fails at its first row.
+        """
+        connection.run("SAVEPOINT direct_copy")
+        try:
+            connection.run(self._copy_checks, stream=chunks)
+        except pg8000.exceptions.DatabaseError as error:
+            if sqlstate(error) != _UNIQUE_VIOLATION:
+                raise
+            connection.run("ROLLBACK TO SAVEPOINT direct_copy")
+            return None
+        return int(connection.row_count)
+
+    def _copy_via_temp_table(
+        self, connection: pg8000.native.Connection, chunks: Iterable[bytes]
+    ) -> int:
+        """``COPY`` into the temporary table, then ``INSERT ... ON CONFLICT DO NOTHING``
+        into ``checks``; only the rows it returns feed the rollups."""
+        self._ensure_temp_table(connection)
+        connection.run(
+            f"COPY pg_temp.{_TEMP_TABLE} ({', '.join(COLUMNS)}) FROM STDIN", stream=chunks
+        )
+        if not connection.row_count:
+            return 0
+        return int(connection.run(self._insert)[0][0])
 
     def _ensure_temp_table(self, connection: pg8000.native.Connection) -> None:
         # one per session, emptied at every commit; re-made after a reconnect
