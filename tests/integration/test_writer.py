@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +20,8 @@ from webchecker.database import Database, DatabaseSettings
 from webchecker.embedded.postgres import EmbeddedPostgres
 from webchecker.exceptions import StoreUnavailable
 from webchecker.histogram import bucket_of
+from webchecker.migrations import migrate
+from webchecker.store import CheckStore
 
 pytestmark = pytest.mark.postgres
 
@@ -331,3 +334,99 @@ def test_messages_in_every_accepted_form_store_the_same_values(
     assert stored["usual"]["checked_at"] == BASE_TIME + timedelta(seconds=1)
     ids = rows(database, "SELECT check_id::text AS id FROM webchecker.checks ORDER BY site_id")
     assert [row["id"] for row in ids] == [str(odd_id), usual["check_id"]]
+
+
+def _store(database_url: str, schema: str, *, direct_copy: bool) -> CheckStore:
+    database = Database(DatabaseSettings.from_url(database_url, schema=schema))
+    migrate(database)
+    return CheckStore(database, direct_copy=direct_copy)
+
+
+def _stored(store: CheckStore) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    schema = store.database.schema
+    checks = rows(store.database, f"SELECT * FROM {schema}.checks ORDER BY check_id")
+    for row in checks:
+        del row["stored_at"]
+    hourly = rows(store.database, f"SELECT * FROM {schema}.checks_hourly ORDER BY site_id, hour")
+    return checks, hourly
+
+
+def test_copy_straight_into_checks_stores_what_the_temporary_table_way_stores(
+    database_url: str,
+) -> None:
+    """The same batches both ways: the same rows, the same rollups (Python's sums are
+    exact, PostgreSQL's may differ in the last bit)."""
+    direct = _store(database_url, "direct", direct_copy=True)
+    via_temp = _store(database_url, "via_temp", direct_copy=False)
+    latencies = [None, 0.0, 4.999, 5.0, 12.25, 99.9, 100.0, 750.5, 59999.0, 60000.0, 1e6]
+    values: list[dict[str, Any] | bytes | None] = [
+        (failed_message if index % 3 == 0 else message)(
+            site_id=f"site-{index % 4}",
+            response_time_ms=latencies[index % len(latencies)],
+            checked_at=BASE_TIME + timedelta(minutes=17 * index),
+        )
+        for index in range(60)
+    ]
+    values[7] = b"not json"
+    values[9] = values[8]  # a duplicate within the batch
+    try:
+        first = records(values[:40])
+        second = records(values[30:], first_offset=40)  # ten rows again: the other way
+        outcomes = [
+            [store.write(batch).as_dict() for batch in (first, second)]
+            for store in (direct, via_temp)
+        ]
+        assert outcomes[0] == outcomes[1]
+        assert outcomes[0][1]["duplicates"] == 10
+        (checks, hourly), (checks_too, hourly_too) = _stored(direct), _stored(via_temp)
+        assert checks == checks_too
+        assert len(checks) == 58
+        assert len(hourly) == len(hourly_too) > 4
+        for mine, theirs in zip(hourly, hourly_too, strict=True):
+            assert mine.pop("latency_sum_ms") == pytest.approx(theirs.pop("latency_sum_ms"))
+            assert mine == theirs
+    finally:
+        direct.database.close()
+        via_temp.database.close()
+
+
+def test_a_duplicate_late_in_a_batch_undoes_the_direct_copy(
+    app: ModuleType, database: Database
+) -> None:
+    old = message(site_id="s", response_time_ms=10.0)
+    invoke(app, msk_event(records([old])))
+    new = [message(site_id="s", response_time_ms=20.0) for _ in range(1200)]
+
+    result = invoke(app, msk_event(records([*new, old], first_offset=1)))
+
+    assert result == {"received": 1201, "inserted": 1200, "duplicates": 1, "rejected": 0}
+    (count,) = rows(database, "SELECT count(*) AS n FROM webchecker.checks")
+    assert count["n"] == 1201
+    (rollup,) = rows(database, "SELECT * FROM webchecker.checks_hourly")
+    assert (rollup["checks"], rollup["latency_sum_ms"]) == (1201, 10.0 + 1200 * 20.0)
+
+
+def test_concurrent_writers_store_each_check_once_and_count_it_once(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, database: Database
+) -> None:
+    """Two containers with overlapping batches (the same checks under other offsets)."""
+    values = [message(site_id="s", response_time_ms=float(i)) for i in range(3000)]
+    apps = [load_app(monkeypatch, database_url) for _ in range(2)]
+    try:
+        invoke(apps[0], msk_event(records(values[:1])))  # migrated before the race
+        batches = [records(values[:2000]), records(values[1000:], first_offset=5000)]
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(invoke, apps, map(msk_event, batches)))
+    finally:
+        for module in apps:
+            module.WRITER.close()
+
+    assert sum(result["inserted"] for result in results) == 2999
+    assert sum(result["duplicates"] for result in results) == 1001
+    (count,) = rows(
+        database, "SELECT count(DISTINCT check_id) AS n, count(*) AS m FROM webchecker.checks"
+    )
+    assert (count["n"], count["m"]) == (3000, 3000)
+    (rollup,) = rows(database, "SELECT * FROM webchecker.checks_hourly")
+    assert (rollup["checks"], rollup["latency_count"]) == (3000, 3000)
+    assert rollup["latency_sum_ms"] == sum(range(3000))
