@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import FrozenInstanceError, fields
 from typing import Any
 
 import pytest
@@ -128,3 +129,16 @@ def test_building_then_decoding_gives_the_records_back(batch: list[KafkaRecord])
     )
     for key, group in built["records"].items():
         assert all(key == f"{r['topic']}-{r['partition']}" for r in group)
+
+
+@pytest.mark.parametrize("headers", [[], [{"source": [116]}]])
+def test_from_dict_builds_the_same_record_as_the_constructor(headers: list[Any]) -> None:
+    """``from_dict`` skips the frozen dataclass's ``__init__`` for speed: it must still set
+    every field, and the record must compare and hash like a constructed one."""
+    record = KafkaRecord.from_dict(raw_record(headers=headers))
+    built = KafkaRecord(**{field.name: getattr(record, field.name) for field in fields(record)})
+    assert set(vars(record)) == {field.name for field in fields(KafkaRecord)}
+    assert record == built
+    assert hash(record) == hash(built)
+    with pytest.raises(FrozenInstanceError):
+        record.offset = 1  # type: ignore[misc]

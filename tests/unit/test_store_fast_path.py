@@ -263,3 +263,29 @@ def test_fast_and_slow_rows_make_the_same_batch() -> None:
     assert (slow.received, slow.valid, fast.months) == (8, 5, slow.months)
     assert {date.isoformat() for date in fast.months} == {"2026-11-01", "2025-01-01"}
     assert [r.reason for r in fast.rejects.values()] == [r.reason for r in slow.rejects.values()]
+
+
+NUMBER_TEXTS = [
+    "0", "-0", "-0.0", "00", "01", "1.", ".5", "+1", "1E2", "1e-7", "12.50", "1e400", "-1e400",
+    "1.7976931348623157e308", "1.7976931348623159e308", "4.9e-324", "2.4703282292062327e-324",
+    "0.1000000000000000055511151231257827021181583404541015625", "9007199254740993",
+    "123456789012345678901234567890", "18446744073709551616", "NaN", "Infinity", "-Infinity",
+    "200", "200.0", "2e2", "true", "null", '"12"',
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["response_time_ms", "status_code", "dns_ms"])
+@pytest.mark.parametrize("number", NUMBER_TEXTS)
+def test_both_parsers_read_number_texts_alike(field: str, number: str) -> None:
+    raw = _message(**{field: 12345.678}).replace(b"12345.678", number.encode())
+    taken = assert_agree(raw)
+    if number in {"200", "12.50", "1e-7"} and field != "status_code":
+        assert taken
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.from_regex(r"-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,25})?([eE][-+]?[0-9]{1,3})?", fullmatch=True)
+)
+def test_both_parsers_read_any_json_number_alike(number: str) -> None:
+    assert_agree(_message(response_time_ms=12345.678).replace(b"12345.678", number.encode()))

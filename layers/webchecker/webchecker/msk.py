@@ -64,7 +64,11 @@ class KafkaRecord:
             key = _b64decode(raw.get("key"))
         except ValueError:
             key = None  # the key is informational only; a bad one must not lose the value
-        return cls(
+        headers = raw.get("headers")
+        # Built without the frozen dataclass's __init__ (one object.__setattr__ per field):
+        # this runs once per record of every batch, and the fields are all set here.
+        record = object.__new__(cls)
+        record.__dict__.update(
             topic=topic,
             partition=partition,
             offset=offset,
@@ -73,8 +77,9 @@ class KafkaRecord:
             key=key,
             value=value,
             value_error=value_error,
-            headers=tuple(_decode_headers(raw.get("headers") or ())),
+            headers=tuple(_decode_headers(headers)) if headers else (),
         )
+        return record
 
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
+import orjson
 import pg8000.exceptions
 import pg8000.native
 
@@ -340,7 +341,9 @@ def fast_copy_row(raw: bytes) -> tuple[str, str, str, bool, float | None, str] |
     if b"\\ud" in raw or b"\\uD" in raw:  # maybe a lone surrogate: from_json decides
         return None
     try:
-        message = json.loads(raw.decode())
+        # orjson reads the same documents into the same values as json, four times faster;
+        # what it refuses (NaN, huge integers, deep nesting) is left to from_json's json
+        message = orjson.loads(raw)
     except (ValueError, RecursionError):
         return None
     if type(message) is not dict:
