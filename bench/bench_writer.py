@@ -34,7 +34,7 @@ from webchecker.embedded.postgres import EmbeddedPostgres
 from webchecker.migrations import migrate
 from webchecker.msk import KafkaRecord, MskEvent
 from webchecker.results import CheckResult
-from webchecker.store import COLUMNS, BatchValidator, copy_line
+from webchecker.store import COLUMNS, COPY_CHUNK_ROWS, BatchValidator, copy_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (500, 5000)
@@ -106,9 +106,9 @@ def timed(action: Callable[[], object]) -> float:
 
 def raw_copy(database: Database, rows: Sequence[CheckResult]) -> None:
     chunks = (
-        "".join(map(copy_line, rows[start : start + 500])).encode()
-        for start in range(0, len(rows), 500)
-    )  # formatted while the server reads, as the handler does
+        "".join(map(copy_line, rows[start : start + COPY_CHUNK_ROWS])).encode()
+        for start in range(0, len(rows), COPY_CHUNK_ROWS)
+    )  # formatted while the server reads, in the handler's chunks
     with database.transaction() as connection:
         connection.run(f"COPY bench_raw.checks ({', '.join(COLUMNS)}) FROM STDIN", stream=chunks)
 

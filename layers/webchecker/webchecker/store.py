@@ -50,6 +50,10 @@ COLUMNS: tuple[str, ...] = (
     "response_time_ms", "status_code", "ok", "error", "error_detail", "regex_matched",
     "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "tls_cert_expires_at",
 )  # fmt: skip
+#: Rows per COPY data message. Small, so that the server starts early and ends soon after
+#: the last row is validated: 100 against 500 made 500-row batches ~15% and 5,000-row
+#: batches ~20% faster (2 cores, PostgreSQL 16); below 100 the gain stops.
+COPY_CHUNK_ROWS = 100
 _TEMP_TABLE = "webchecker_incoming"
 _UNIQUE_VIOLATION = "23505"
 _REJECTS_PER_STATEMENT = 500
@@ -163,7 +167,9 @@ class BatchValidator:
             new = self._is_new(row[0], row[1], row[2], row[3], row[4])
         return line if new else None
 
-    def copy_data(self, records: Sequence[KafkaRecord], per_chunk: int = 500) -> Iterator[bytes]:
+    def copy_data(
+        self, records: Sequence[KafkaRecord], per_chunk: int = COPY_CHUNK_ROWS
+    ) -> Iterator[bytes]:
         """COPY data in chunks: pg8000 sends each as it is made, so the server parses one
         chunk while the next one is validated (two cores at work instead of one)."""
         copy_row = self.copy_row
@@ -294,8 +300,8 @@ def _fast_text(value: object) -> str:
     return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
 
 
-def _fast_timestamp(value: object) -> tuple[str, datetime]:
-    """The COPY text and the UTC moment of a valid timestamp.
+def _fast_timestamp(value: object) -> str:
+    """The COPY text of a valid timestamp (in UTC).
 
     A UTC timestamp of at most microsecond precision goes into COPY as it came (PostgreSQL
     reads the same instant), which spares a conversion and an ``isoformat`` per column.
@@ -307,11 +313,10 @@ def _fast_timestamp(value: object) -> tuple[str, datetime]:
         if moment.tzinfo is None:
             raise _NotFast
         if _UTC_TIMESTAMP(value):
-            return value, moment
-        moment = moment.astimezone(UTC)
+            return value
+        return moment.astimezone(UTC).isoformat()
     except (ValueError, OverflowError):
         raise _NotFast from None
-    return moment.isoformat(), moment
 
 
 def _fast_milliseconds(value: object) -> str:
@@ -338,11 +343,10 @@ def _fast_flag(value: object) -> str:
 def fast_copy_row(raw: bytes) -> tuple[str, str, str, bool, float | None, str] | None:
     """``(check_id, site_id, hour, ok, response_time_ms, COPY line)`` of a message that is
     certainly valid, else None; ``hour`` is ``checked_at`` in UTC as ``YYYY-MM-DDTHH``."""
-    if b"\\ud" in raw or b"\\uD" in raw:  # maybe a lone surrogate: from_json decides
-        return None
     try:
         # orjson reads the same documents into the same values as json, four times faster;
-        # what it refuses (NaN, huge integers, deep nesting) is left to from_json's json
+        # what it refuses (NaN, huge integers, deep nesting, lone surrogates such as "\ud800"
+        # that UTF-8 cannot carry) is left to from_json's json
         message = orjson.loads(raw)
     except (ValueError, RecursionError):
         return None
@@ -362,7 +366,7 @@ def fast_copy_row(raw: bytes) -> tuple[str, str, str, bool, float | None, str] |
         if type(check_id) is not str or not _CANONICAL_UUID(check_id):
             return None
         check_id = check_id.lower()
-        checked_text = _fast_timestamp(get("checked_at"))[0]
+        checked_text = _fast_timestamp(get("checked_at"))
         site_id, latency = get("site_id"), get("response_time_ms")
         region, status, detail = get("region"), get("status_code"), get("error_detail")
         if status is not None and (type(status) is not int or not 100 <= status <= 999):
@@ -377,7 +381,7 @@ def fast_copy_row(raw: bytes) -> tuple[str, str, str, bool, float | None, str] |
                 _fast_text(site_id),
                 _fast_text(get("url")),
                 _NULL if region is None else _fast_text(region),
-                _fast_timestamp(get("scheduled_at"))[0],
+                _fast_timestamp(get("scheduled_at")),
                 checked_text,
                 _fast_milliseconds(latency),
                 _NULL if status is None else repr(status),
@@ -389,7 +393,7 @@ def fast_copy_row(raw: bytes) -> tuple[str, str, str, bool, float | None, str] |
                 _fast_milliseconds(get("connect_ms")),
                 _fast_milliseconds(get("tls_ms")),
                 _fast_milliseconds(get("ttfb_ms")),
-                _NULL if expires is None else _fast_timestamp(expires)[0],
+                _NULL if expires is None else _fast_timestamp(expires),
             )
         )
     except _NotFast:
