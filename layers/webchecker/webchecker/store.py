@@ -29,7 +29,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import pg8000.exceptions
@@ -58,6 +58,12 @@ _TEMP_TABLE = "webchecker_incoming"
 _UNIQUE_VIOLATION = "23505"
 _REJECTS_PER_STATEMENT = 500
 _PARTITIONS_AHEAD_MONTHS = 2  # a clock far in the future lands in the default partition
+
+
+#: What validation makes of one valid message: ``(check_id, site_id, hour, ok,
+#: response_time_ms, COPY line)``, ``hour`` being ``checked_at`` in UTC as ``YYYY-MM-DDTHH``
+#: (what the hourly rollups group by).
+CopyRow = tuple[str, str, str, bool, float | None, str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,13 +137,7 @@ class BatchValidator:
         """The record's result if it is valid and new in this batch, else None."""
         self.received += 1
         result = self._parse(record)
-        if result is None or not self._is_new(
-            result.check_id,
-            result.site_id,
-            result.checked_at.isoformat()[:13],
-            result.ok,
-            result.response_time_ms,
-        ):
+        if result is None or self._add(_row_of(result, "")) is None:
             return None
         return result
 
@@ -154,18 +154,8 @@ class BatchValidator:
             result = self._parse(record)
             if result is None:
                 return None
-            line = copy_line(result)
-            new = self._is_new(
-                result.check_id,
-                result.site_id,
-                result.checked_at.isoformat()[:13],
-                result.ok,
-                result.response_time_ms,
-            )
-        else:
-            line = row[5]
-            new = self._is_new(row[0], row[1], row[2], row[3], row[4])
-        return line if new else None
+            row = _row_of(result, copy_line(result))
+        return self._add(row)
 
     def copy_data(
         self, records: Sequence[KafkaRecord], per_chunk: int = COPY_CHUNK_ROWS
@@ -197,13 +187,12 @@ class BatchValidator:
             )
             return None
 
-    def _is_new(
-        self, check_id: str, site_id: str, hour: str, ok: bool, latency: float | None
-    ) -> bool:
-        """Counts a valid row; True the first time its ``check_id`` is seen in the batch."""
+    def _add(self, row: CopyRow) -> str | None:
+        """Counts a valid row; its line the first time its ``check_id`` is seen, else None."""
+        check_id, site_id, hour, ok, latency, line = row
         self.valid += 1
         if check_id in self._seen:
-            return False
+            return None
         self._seen.add(check_id)
         group = self._hours.get((site_id, hour))
         if group is None:
@@ -214,7 +203,12 @@ class BatchValidator:
         if latency is not None:
             group[2].append(float(latency))
             group[3][bisect_right(BOUNDS_MS, latency)] += 1  # = PostgreSQL's width_bucket
-        return True
+        return line
+
+
+def _row_of(result: CheckResult, line: str) -> CopyRow:
+    hour = result.checked_at.isoformat()[:13]
+    return (result.check_id, result.site_id, hour, result.ok, result.response_time_ms, line)
 
 
 def _keeping(chunks: Iterable[bytes], kept: list[bytes]) -> Iterator[bytes]:
@@ -340,9 +334,8 @@ def _fast_flag(value: object) -> str:
     raise _NotFast
 
 
-def fast_copy_row(raw: bytes) -> tuple[str, str, str, bool, float | None, str] | None:
-    """``(check_id, site_id, hour, ok, response_time_ms, COPY line)`` of a message that is
-    certainly valid, else None; ``hour`` is ``checked_at`` in UTC as ``YYYY-MM-DDTHH``."""
+def fast_copy_row(raw: bytes) -> CopyRow | None:
+    """The ``CopyRow`` of a message that is certainly valid, else None."""
     try:
         # orjson reads the same documents into the same values as json, four times faster;
         # what it refuses (NaN, huge integers, deep nesting, lone surrogates such as "\ud800"
@@ -398,15 +391,9 @@ def fast_copy_row(raw: bytes) -> tuple[str, str, str, bool, float | None, str] |
         )
     except _NotFast:
         return None
-    # both validated above (a non-empty str; None or a number)
-    return (
-        check_id,
-        cast(str, site_id),
-        checked_text[:13],
-        ok,
-        cast(float | None, latency),
-        line + "\n",
-    )
+    # site_id and latency are validated above (a non-empty str; None or a number)
+    row = (check_id, site_id, checked_text[:13], ok, latency, line + "\n")
+    return row  # type: ignore[return-value]
 
 
 # -- SQL ---------------------------------------------------------------------------------
