@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from webchecker import store
 from webchecker.exceptions import InvalidMessage
 from webchecker.msk import KafkaRecord
-from webchecker.results import ERROR_KINDS, CheckResult
+from webchecker.results import ERROR_KINDS, CheckResult, format_timestamp
 from webchecker.store import COLUMNS, BatchValidator, copy_line, fast_copy_row
 
 _TIMESTAMP_COLUMNS = {
@@ -84,6 +85,10 @@ ODD_VALUES: list[object] = [
     "",
     "\x00",
     "a\tb\\c\nd\re",
+    "a\x01b",
+    "x\u2028y",
+    "ü\\",
+    "back\\slash",
     "\ud800",
     "x" * 500,
     "x" * 501,
@@ -289,3 +294,13 @@ def test_both_parsers_read_number_texts_alike(field: str, number: str) -> None:
 )
 def test_both_parsers_read_any_json_number_alike(number: str) -> None:
     assert_agree(_message(response_time_ms=12345.678).replace(b"12345.678", number.encode()))
+
+
+def test_the_timestamp_cache_stays_bounded_and_right() -> None:
+    """scheduled_at and the certificate expiry repeat across a batch and are cached."""
+    start = datetime(2026, 11, 27, tzinfo=UTC)
+    for minute in range(store._TIMESTAMP_CACHE_SIZE + 10):
+        scheduled = start + timedelta(minutes=minute)
+        for text in (scheduled.isoformat(), format_timestamp(scheduled)):  # +00:00 and Z
+            assert assert_agree(_message(scheduled_at=text, tls_cert_expires_at=text))
+        assert len(store._timestamp_texts) <= store._TIMESTAMP_CACHE_SIZE

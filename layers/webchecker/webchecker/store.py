@@ -39,7 +39,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pg8000.exceptions
@@ -294,14 +294,35 @@ _INF = float("inf")
 _from_isoformat = datetime.fromisoformat
 
 
+# input text -> COPY text of timestamps that repeat (a pure function, so a cache is safe)
+_timestamp_texts: dict[str, str] = {}
+_TIMESTAMP_CACHE_SIZE = 4096
+
+
 class _NotFast(Exception):
     """The fast path cannot vouch for this message (``from_json`` decides)."""
 
 
 def _fast_text(value: object) -> str:
-    if type(value) is not str or not value or "\x00" in value:
+    if type(value) is not str or not value:
+        raise _NotFast
+    if value.isprintable() and "\\" not in value:  # the usual text: nothing to escape
+        return value
+    if "\x00" in value:
         raise _NotFast
     return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
+
+
+def _repeated_timestamp(value: object) -> str:
+    """``_fast_timestamp`` for values that repeat across a batch: every check of a tick has
+    the same ``scheduled_at``, every check of a site the same certificate expiry."""
+    text = _timestamp_texts.get(value) if type(value) is str else None
+    if text is None:
+        text = _fast_timestamp(value)
+        if len(_timestamp_texts) >= _TIMESTAMP_CACHE_SIZE:
+            _timestamp_texts.clear()
+        _timestamp_texts[cast(str, value)] = text
+    return text
 
 
 def _fast_timestamp(value: object) -> str:
@@ -384,7 +405,7 @@ def fast_copy_row(raw: bytes) -> CopyRow | None:
                 _fast_text(site_id),
                 _fast_text(get("url")),
                 _NULL if region is None else _fast_text(region),
-                _fast_timestamp(get("scheduled_at")),
+                _repeated_timestamp(get("scheduled_at")),
                 checked_text,
                 _fast_milliseconds(latency),
                 _NULL if status is None else repr(status),
@@ -396,7 +417,7 @@ def fast_copy_row(raw: bytes) -> CopyRow | None:
                 _fast_milliseconds(get("connect_ms")),
                 _fast_milliseconds(get("tls_ms")),
                 _fast_milliseconds(get("ttfb_ms")),
-                _NULL if expires is None else _fast_timestamp(expires),
+                _NULL if expires is None else _repeated_timestamp(expires),
             )
         )
     except _NotFast:
