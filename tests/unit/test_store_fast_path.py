@@ -299,8 +299,13 @@ def test_both_parsers_read_any_json_number_alike(number: str) -> None:
 def test_the_timestamp_cache_stays_bounded_and_right() -> None:
     """scheduled_at and the certificate expiry repeat across a batch and are cached."""
     start = datetime(2026, 11, 27, tzinfo=UTC)
-    for minute in range(store._TIMESTAMP_CACHE_SIZE + 10):
+    cache = store._cached_timestamp
+    for minute in range(5000):
         scheduled = start + timedelta(minutes=minute)
         for text in (scheduled.isoformat(), format_timestamp(scheduled)):  # +00:00 and Z
             assert assert_agree(_message(scheduled_at=text, tls_cert_expires_at=text))
-        assert len(store._timestamp_texts) <= store._TIMESTAMP_CACHE_SIZE
+            assert assert_agree(_message(scheduled_at=text, tls_cert_expires_at=text))
+    info = cache.cache_info()
+    assert info.hits > 5000
+    assert info.maxsize is not None
+    assert info.currsize <= info.maxsize

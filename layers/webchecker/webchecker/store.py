@@ -30,6 +30,7 @@ one chunk while the next one is validated.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -39,7 +40,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import pg8000.exceptions
@@ -294,11 +295,6 @@ _INF = float("inf")
 _from_isoformat = datetime.fromisoformat
 
 
-# input text -> COPY text of timestamps that repeat (a pure function, so a cache is safe)
-_timestamp_texts: dict[str, str] = {}
-_TIMESTAMP_CACHE_SIZE = 4096
-
-
 class _NotFast(Exception):
     """The fast path cannot vouch for this message (``from_json`` decides)."""
 
@@ -316,13 +312,18 @@ def _fast_text(value: object) -> str:
 def _repeated_timestamp(value: object) -> str:
     """``_fast_timestamp`` for values that repeat across a batch: every check of a tick has
     the same ``scheduled_at``, every check of a site the same certificate expiry."""
-    text = _timestamp_texts.get(value) if type(value) is str else None
+    text = _cached_timestamp(value) if type(value) is str else None
     if text is None:
-        text = _fast_timestamp(value)
-        if len(_timestamp_texts) >= _TIMESTAMP_CACHE_SIZE:
-            _timestamp_texts.clear()
-        _timestamp_texts[cast(str, value)] = text
+        raise _NotFast
     return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_timestamp(value: str) -> str | None:
+    try:
+        return _fast_timestamp(value)
+    except _NotFast:
+        return None
 
 
 def _fast_timestamp(value: object) -> str:
