@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -148,7 +149,8 @@ def main() -> int:
     server: EmbeddedPostgres | None = None
     base_url = os.environ.get("DATABASE_URL")
     if not base_url:
-        server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="bench-writer-")) / "pg").start()
+        server_dir = Path(tempfile.mkdtemp(prefix="bench-writer-"))
+        server = EmbeddedPostgres(server_dir / "pg").start()
         base_url = server.url()
     name = f"wc_bench_{uuid.uuid4().hex[:8]}"
     url = with_database(base_url, name)
@@ -159,6 +161,7 @@ def main() -> int:
             admin.connection().run(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)")
         if server is not None:
             server.stop()
+            shutil.rmtree(server_dir, ignore_errors=True)
 
 
 def run(url: str) -> int:
