@@ -29,10 +29,10 @@ import itertools
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from urllib.parse import parse_qs
 
 from webchecker.embedded.network import free_port
+from webchecker.embedded.service import Service
 
 HOST = "127.0.0.1"
 SLOW_SECONDS = 1.5
@@ -43,7 +43,7 @@ _REASONS = {200: "OK", 302: "Found", 404: "Not Found", 500: "Internal Server Err
 _REASONS[503] = "Service Unavailable"
 
 
-class DemoServer:
+class DemoServer(Service):
     """The demo targets on ``HOST:port``, served by an event loop in a background thread."""
 
     def __init__(self, *, port: int | None = None) -> None:
@@ -85,17 +85,6 @@ class DemoServer:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
-
-    def __enter__(self) -> DemoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def serve(self, ready: threading.Event | None = None) -> None:
         """Serves until ``stop()`` (or forever when run as a program)."""

@@ -41,7 +41,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +56,7 @@ from webchecker.embedded.broker import EmbeddedBroker
 from webchecker.embedded.lambda_api import FunctionSpec, LambdaApi, RetryPolicy
 from webchecker.embedded.network import free_port
 from webchecker.embedded.postgres import EmbeddedPostgres
+from webchecker.embedded.service import Service
 from webchecker.exceptions import ConfigurationError, WebcheckerError
 from webchecker.live import LiveView, format_table, read_statuses
 from webchecker.poller import Poller, PollerSettings
@@ -212,7 +213,7 @@ class SimulatedClock:
         return tick
 
 
-class LocalStack:
+class LocalStack(Service):
     """Every service of the pipeline on loopback; ``start()``/``stop()`` or a context manager."""
 
     def __init__(self, settings: LocalSettings) -> None:
@@ -347,17 +348,6 @@ class LocalStack:
                 self._database.close()
             stack, self._stack = self._stack, None
             stack.close()
-
-    def __enter__(self) -> LocalStack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _new_broker(self) -> EmbeddedBroker:
         log_path = str(self.log_dir / "tansu.log")

@@ -15,10 +15,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 
 from webchecker.embedded import pidfiles
 from webchecker.embedded.network import free_port, wait_for_port
+from webchecker.embedded.service import Service
 from webchecker.exceptions import WebcheckerError
 
 HOST = "127.0.0.1"
@@ -27,7 +27,7 @@ DEFAULT_REGION = "eu-west-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-class EmbeddedAws:
+class EmbeddedAws(Service):
     """``moto.server`` on a loopback port; ``start()``/``stop()`` or a context manager."""
 
     def __init__(
@@ -97,14 +97,3 @@ class EmbeddedAws:
                 process.wait()
         if process is not None and self._pid_file is not None:
             pidfiles.forget(self._pid_file)
-
-    def __enter__(self) -> EmbeddedAws:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

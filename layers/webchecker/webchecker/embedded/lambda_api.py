@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from webchecker.embedded.network import free_port
+from webchecker.embedded.service import Service
 from webchecker.exceptions import InvocationFailed, WebcheckerError
 
 logger = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ def _worker_invoke(
 # -- server side ----------------------------------------------------------------------------
 
 
-class LambdaApi:
+class LambdaApi(Service):
     """The functions, their worker pools, and the HTTP endpoint boto3 talks to."""
 
     def __init__(
@@ -311,12 +312,6 @@ class LambdaApi:
         for pool in self._pools.values():
             pool.shutdown(wait=True)
         self._pools.clear()
-
-    def __enter__(self) -> LambdaApi:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _new_pool(self, spec: FunctionSpec) -> ProcessPoolExecutor:
         log_path = str(self._log_dir / f"{spec.name}.log") if self._log_dir else None

@@ -28,10 +28,11 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 from webchecker.config import env_optional
+from webchecker.embedded.service import Service
 from webchecker.exceptions import WebcheckerError
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def _process_started_at(pid: int) -> float | None:
         return None
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(Service):
     """A PostgreSQL server in ``data_dir``; ``start()``/``stop()`` or use it as a context manager.
 
     ``stop()`` then ``start()`` restarts it with the same socket, so ``url()`` stays valid:
@@ -170,17 +171,6 @@ class EmbeddedPostgres:
             if self._running_postmaster() is not None:
                 self._pg_ctl("stop", "-m", "fast", "-w", "-t", str(int(timeout)))
             (self.data_dir / _OWNER_FILE).unlink(missing_ok=True)
-
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals --------------------------------------------------------------------
 
