@@ -11,13 +11,13 @@ needs to edit the running stack.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from webchecker.embedded import pidfiles
 from webchecker.embedded.network import free_port, wait_for_port
+from webchecker.embedded.process import spawn, stop_process
 from webchecker.embedded.service import Service
 from webchecker.exceptions import WebcheckerError
 
@@ -67,16 +67,7 @@ class EmbeddedAws(Service):
         if self._pid_file is not None:
             pidfiles.stop_stale(self._pid_file)
         command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)]
-        if self._log_path is not None:
-            self._log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._log_path or os.devnull, "ab") as log:
-            self._process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches the stack, which stops us in order
-            )
+        self._process = spawn(command, log_path=self._log_path)
         if self._pid_file is not None:
             pidfiles.record(self._pid_file, self._process.pid)
         try:
@@ -88,12 +79,6 @@ class EmbeddedAws(Service):
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout=timeout)
         if process is not None and self._pid_file is not None:
             pidfiles.forget(self._pid_file)

@@ -7,12 +7,12 @@ Tansu keeps everything in memory unless ``storage_engine`` points elsewhere (for
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from collections.abc import Mapping
 
 from webchecker.embedded.network import free_port, wait_for_port
+from webchecker.embedded.process import spawn, stop_process
 from webchecker.embedded.service import Service
 from webchecker.exceptions import WebcheckerError
 
@@ -73,14 +73,7 @@ class EmbeddedBroker(Service):
             "--storage-engine",
             self.storage_engine,
         ]
-        with open(self._log_path or os.devnull, "ab") as log:
-            self._process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=log,
-                env={**os.environ, **self._env},
-                start_new_session=True,  # Ctrl-C in a terminal reaches us; we stop it cleanly
-            )
+        self._process = spawn(command, log_path=self._log_path, env=self._env)
         try:
             wait_for_port(HOST, self.port, timeout=timeout, what="Kafka broker (tansu)")
         except WebcheckerError:
@@ -90,11 +83,5 @@ class EmbeddedBroker(Service):
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)  # Tansu shuts down cleanly on SIGINT
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        # Tansu shuts down cleanly on SIGINT.
+        stop_process(process, signal_number=signal.SIGINT, timeout=timeout)
