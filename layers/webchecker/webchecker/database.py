@@ -240,6 +240,31 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, pg8000.exceptions.InterfaceError | OSError | struct.error | EOFError)
 
 
+class Statement:
+    """SQL with ``:name`` parameters, converted for pg8000 once instead of at every call.
+
+    pg8000's ``run()`` re-parses the SQL text on every call with a Python loop over its
+    characters: about 0.5 ms for the writer's long COPY and rollup statements, which run
+    for every batch (5-10% of a 500-row batch).
+    """
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self._statement, self._make_values = pg8000.native.to_statement(sql)
+
+    def run(
+        self, connection: pg8000.native.Connection, *, stream: Any = None, **params: Any
+    ) -> int:
+        """Runs it on ``connection``; the number of rows it affected (or copied)."""
+        context = connection.execute_unnamed(
+            self._statement, self._make_values(params), stream=stream
+        )
+        return int(context.row_count)
+
+    def __repr__(self) -> str:
+        return f"Statement({self.sql!r})"
+
+
 def _open(settings: DatabaseSettings, password: str | None) -> pg8000.native.Connection:
     unix_sock = (
         f"{settings.unix_socket_dir}/.s.PGSQL.{settings.port}" if settings.unix_socket_dir else None

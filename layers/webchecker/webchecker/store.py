@@ -46,7 +46,7 @@ import orjson
 import pg8000.exceptions
 import pg8000.native
 
-from webchecker.database import Database, quote_identifier, sqlstate
+from webchecker.database import Database, Statement, quote_identifier, sqlstate
 from webchecker.exceptions import InvalidMessage
 from webchecker.histogram import BOUNDS_MS, BUCKETS
 from webchecker.migrations import RetentionSettings, ensure_partitions, month_start
@@ -523,10 +523,11 @@ class CheckStore:
         #: try ``COPY`` straight into ``checks`` first (False: always the temporary table)
         self.direct_copy = direct_copy
         self._insert = _insert_sql(database.schema)
-        self._add_hourly = _hourly_from_json_sql(database.schema)
-        self._copy_checks = (
+        self._add_hourly = Statement(_hourly_from_json_sql(database.schema))
+        self._copy_checks = Statement(
             f"COPY {quote_identifier(database.schema)}.checks ({', '.join(COLUMNS)}) FROM STDIN"
         )
+        self._copy_temp = Statement(f"COPY pg_temp.{_TEMP_TABLE} ({', '.join(COLUMNS)}) FROM STDIN")
         self._known_months: set[date] = set()
         self._temp_table_on: pg8000.native.Connection | None = None
 
@@ -543,7 +544,7 @@ class CheckStore:
                 if self.direct_copy:
                     inserted = self._copy_direct(connection, _keeping(chunks, sent))
                     if inserted:
-                        connection.run(self._add_hourly, hours=json.dumps(validator.hourly()))
+                        self._add_hourly.run(connection, hours=json.dumps(validator.hourly()))
                 if inserted is None:  # the same data again (what pg8000 had not sent yet too)
                     inserted = self._copy_via_temp_table(connection, itertools.chain(sent, chunks))
                 self._insert_rejects(connection, list(validator.rejects.values()))
@@ -579,13 +580,13 @@ class CheckStore:
         """
         connection.run("SAVEPOINT direct_copy")
         try:
-            connection.run(self._copy_checks, stream=chunks)
+            copied = self._copy_checks.run(connection, stream=chunks)
         except pg8000.exceptions.DatabaseError as error:
             if sqlstate(error) != _UNIQUE_VIOLATION:
                 raise
             connection.run("ROLLBACK TO SAVEPOINT direct_copy")
             return None
-        return int(connection.row_count)
+        return copied
 
     def _copy_via_temp_table(
         self, connection: pg8000.native.Connection, chunks: Iterable[bytes]
@@ -593,10 +594,7 @@ class CheckStore:
         """``COPY`` into the temporary table, then ``INSERT ... ON CONFLICT DO NOTHING``
         into ``checks``; only the rows it returns feed the rollups."""
         self._ensure_temp_table(connection)
-        connection.run(
-            f"COPY pg_temp.{_TEMP_TABLE} ({', '.join(COLUMNS)}) FROM STDIN", stream=chunks
-        )
-        if not connection.row_count:
+        if not self._copy_temp.run(connection, stream=chunks):
             return 0
         return int(connection.run(self._insert)[0][0])
 
