@@ -8,7 +8,6 @@ messages back from the broker.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import time
@@ -16,13 +15,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from string import Template
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.fixtures.http_targets import HttpTargets
-from tests.fixtures.lambda_context import FakeLambdaContext, load_event
+from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event
 from webchecker.embedded.network import free_port
 from webchecker.exceptions import ConfigurationError, InvalidEvent, PublishError
 from webchecker.results import CheckResult
@@ -30,7 +28,6 @@ from webchecker.transport import KafkaSettings, read_messages
 
 pytestmark = pytest.mark.kafka
 
-APP = Path(__file__).resolve().parents[2] / "functions" / "checker" / "app.py"
 EVENTS = Path(__file__).resolve().parent / "events"
 
 
@@ -39,15 +36,6 @@ def loopback_event(targets: HttpTargets) -> dict[str, Any]:
     filled = Template(text).substitute(PORT=targets.port, TLS_PORT=targets.tls_port)
     event: dict[str, Any] = json.loads(filled)
     return event
-
-
-def cold_start() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"checker_app_{uuid.uuid4().hex}", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +99,7 @@ def test_loopback_sites_are_checked_and_published_when_private_targets_are_allow
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    app = cold_start()  # in the test, so that its log stream is the one capsys reads
+    app = cold_start("checker")  # in the test, so that its log stream is the one capsys reads
     event = loopback_event(http_targets)
     summary = app.lambda_handler(event, lambda_context)
     assert summary == {"checked": 7, "ok": 3, "failed": 4, "published": 7, "invalid": 0}
@@ -156,7 +144,7 @@ def test_loopback_sites_are_checked_and_published_when_private_targets_are_allow
 def test_loopback_sites_are_blocked_by_default(
     checker_env: KafkaSettings, http_targets: HttpTargets, lambda_context: FakeLambdaContext
 ) -> None:
-    app = cold_start()
+    app = cold_start("checker")
     before = len(http_targets.requests)
     summary = app.lambda_handler(loopback_event(http_targets), lambda_context)
     assert summary == {"checked": 7, "ok": 0, "failed": 7, "published": 7, "invalid": 0}
@@ -172,7 +160,7 @@ def test_an_invalid_site_is_reported_and_the_others_are_checked(
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    app = cold_start()
+    app = cold_start("checker")
     event = loopback_event(http_targets)
     event["sites"] = [
         event["sites"][0],
@@ -205,7 +193,7 @@ def test_a_malformed_payload_raises_invalid_event(
     event: dict[str, Any],
     message: str,
 ) -> None:
-    app = cold_start()
+    app = cold_start("checker")
     with pytest.raises(InvalidEvent, match=message):
         app.lambda_handler(event, lambda_context)
 
@@ -219,7 +207,7 @@ def test_an_unreachable_broker_makes_the_handler_raise_within_the_delivery_timeo
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")  # nothing there
     monkeypatch.setenv("KAFKA_DELIVERY_TIMEOUT_MS", "2000")
     monkeypatch.setenv("CHECKER_ALLOW_PRIVATE_TARGETS", "true")
-    app = cold_start()
+    app = cold_start("checker")
     event = loopback_event(http_targets)
     event["sites"] = event["sites"][:2]
     started = time.monotonic()
@@ -233,7 +221,7 @@ def test_the_producer_survives_across_invocations_of_one_container(
     http_targets: HttpTargets,
     lambda_context: FakeLambdaContext,
 ) -> None:
-    app = cold_start()
+    app = cold_start("checker")
     event = loopback_event(http_targets)
     event["sites"] = event["sites"][:1]
     app.lambda_handler(event, lambda_context)
@@ -260,7 +248,7 @@ def test_bad_configuration_fails_at_cold_start_naming_the_variable(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=name):
-        cold_start()
+        cold_start("checker")
 
 
 def test_the_sam_fixture_is_a_valid_checker_payload() -> None:

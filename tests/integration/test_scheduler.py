@@ -7,7 +7,6 @@ run); ``InvokeRecorder`` reads what was really sent from botocore's event hooks.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import math
@@ -19,8 +18,7 @@ import pytest
 from aws_lambda_powertools import Metrics
 
 from tests.fixtures.aws import InvokeRecorder, put_parameters, unreachable_lambda_client
-from tests.fixtures.lambda_context import EVENTS_DIR as _EVENTS_DIR
-from tests.fixtures.lambda_context import FakeLambdaContext, load_event
+from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event
 from webchecker.exceptions import FanoutError
 from webchecker.fanout import LambdaInvoker
 from webchecker.scheduler import SchedulerSettings, run_schedule
@@ -29,7 +27,6 @@ from webchecker.site_store import SiteStore
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
-APP = _EVENTS_DIR.parent / "functions" / "scheduler" / "app.py"
 ROOT = "/webchecker/sites"
 SERVICE = "webchecker-scheduler"
 INTERVALS = [60, 120, 300, 600, 3600]
@@ -57,12 +54,7 @@ def load_app(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
             monkeypatch.setattr(configured, attribute, None, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    spec = importlib.util.spec_from_file_location("scheduler_app_under_test", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return cold_start("scheduler")
 
 
 def recorded(app: ModuleType) -> InvokeRecorder:
@@ -296,11 +288,8 @@ def test_a_missing_checker_name_fails_at_cold_start(
     from webchecker.exceptions import ConfigurationError
 
     monkeypatch.setenv("CHECKER_FUNCTION_NAME", "")
-    spec = importlib.util.spec_from_file_location("scheduler_app_cold_start", APP)
-    assert spec is not None
-    assert spec.loader is not None
     with pytest.raises(ConfigurationError, match="CHECKER_FUNCTION_NAME"):
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        cold_start("scheduler")
 
 
 def test_when_no_invoke_succeeds_the_tick_fails_after_its_metrics(
