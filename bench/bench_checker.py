@@ -2,7 +2,7 @@
 
 2,000 sites on a local target (``bench/slow_target.py``, its own process, an asyncio
 protocol server with a 4,096-deep accept backlog) that answers every request after 50 ms.
-Measured in this run, with the checker's own code (``webchecker.probe``):
+Measured in this run, with the checker's own code (``webchecker.check.probe``):
 
 - concurrent: ``check_sites`` over the 2,000 sites, ``CONCURRENCY`` at a time (fresh
   connection per check, the SSRF guard on, here allowing loopback);
@@ -37,11 +37,11 @@ from pathlib import Path
 
 import psutil
 
-from webchecker.embedded.broker import EmbeddedBroker
-from webchecker.probe import ProbeSettings, check_site, check_sites
+from webchecker.check.probe import ProbeSettings, check_site, check_sites
+from webchecker.check.transport import KafkaPublisher, KafkaSettings
+from webchecker.local.embedded.broker import EmbeddedBroker
 from webchecker.results import CheckResult
 from webchecker.sites import Site
-from webchecker.transport import KafkaPublisher, KafkaSettings
 
 HERE = Path(__file__).resolve().parent
 TARGET_RATIO = 40.0

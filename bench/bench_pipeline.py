@@ -34,9 +34,9 @@ from pathlib import Path
 
 import psutil
 
-from webchecker.embedded.network import free_port, wait_for_port
-from webchecker.local import CHECKER, SCHEDULER, WRITER, LocalSettings, LocalStack
-from webchecker.probe import ProbeSettings, check_site
+from webchecker.check.probe import ProbeSettings, check_site
+from webchecker.local.embedded.network import free_port, wait_for_port
+from webchecker.local.stack import CHECKER, SCHEDULER, WRITER, LocalSettings, LocalStack
 from webchecker.sites import Site
 
 SITES = 10_000
@@ -183,7 +183,7 @@ def main() -> int:
     demo_port = free_port()
     target = f"http://127.0.0.1:{demo_port}"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "webchecker.demo", "--port", str(demo_port)],
+        [sys.executable, "-m", "webchecker.local.demo", "--port", str(demo_port)],
         stdout=subprocess.DEVNULL,
     )
     settings = LocalSettings(

@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from webchecker.embedded.aws import EmbeddedAws
-from webchecker.fanout import LambdaInvoker, fan_out, new_lambda_client
-from webchecker.schedule import Shard, due_sites, format_tick, plan_shards, tick_minute
-from webchecker.site_store import SiteStore, SiteStoreSettings
+from webchecker.local.embedded.aws import EmbeddedAws
+from webchecker.schedule.catalog import SiteStore, SiteStoreSettings
+from webchecker.schedule.fanout import LambdaInvoker, fan_out, new_lambda_client
+from webchecker.schedule.plan import Shard, due_sites, format_tick, plan_shards, tick_minute
 from webchecker.sites import Site
 
 SITES_PER_PARAMETER = 50

@@ -36,12 +36,12 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from webchecker.database import Database, DatabaseSettings, quote_identifier
-from webchecker.embedded.postgres import EmbeddedPostgres
-from webchecker.migrations import migrate
-from webchecker.msk import KafkaRecord, MskEvent
+from webchecker.local.embedded.postgres import EmbeddedPostgres
 from webchecker.results import CheckResult
-from webchecker.store import COLUMNS, COPY_CHUNK_ROWS, BatchValidator, copy_line
+from webchecker.store.batch import COLUMNS, COPY_CHUNK_ROWS, BatchValidator, copy_line
+from webchecker.store.database import Database, DatabaseSettings, quote_identifier
+from webchecker.store.migrations import migrate
+from webchecker.store.msk import KafkaRecord, MskEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (500, 5000)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from webchecker.msk import KafkaRecord, MskEvent
+from webchecker.store.msk import KafkaRecord, MskEvent
 
 TOPIC = "webchecker.checks"
 BASE_TIME = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

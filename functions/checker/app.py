@@ -8,9 +8,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from webchecker.checker import run_checks
-from webchecker.probe import ProbeSettings
-from webchecker.transport import KafkaPublisher, KafkaSettings
+from webchecker.check.checker import run_checks
+from webchecker.check.probe import ProbeSettings
+from webchecker.check.transport import KafkaPublisher, KafkaSettings
 
 logger = Logger()
 tracer = Tracer()

@@ -8,9 +8,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from webchecker.fanout import LambdaInvoker, new_lambda_client
-from webchecker.scheduler import SchedulerSettings, run_schedule
-from webchecker.site_store import SiteStore
+from webchecker.schedule.catalog import SiteStore
+from webchecker.schedule.fanout import LambdaInvoker, new_lambda_client
+from webchecker.schedule.scheduler import SchedulerSettings, run_schedule
 
 logger = Logger()
 tracer = Tracer()

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from webchecker.writer import Writer, WriterSettings
+from webchecker.store.writer import Writer, WriterSettings
 
 logger = Logger()
 tracer = Tracer()

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from webchecker.exceptions import StoreUnavailable
-from webchecker.local import LocalSettings, LocalStack
-from webchecker.store import COLUMNS as STORED_COLUMNS
+from webchecker.local.stack import LocalSettings, LocalStack
+from webchecker.store.batch import COLUMNS as STORED_COLUMNS
 
 RETRY_DELAYS = (2.0, 4.0)
 

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.e2e.conftest import RETRY_DELAYS, put_sites, rows, wait_rows
-from webchecker.local import CHECKER, LocalStack
+from webchecker.local.stack import CHECKER, LocalStack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

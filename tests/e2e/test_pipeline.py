@@ -14,8 +14,8 @@ import pytest
 
 from tests.e2e.conftest import cli_env, put_sites, rows, wait_rows
 from webchecker.cli import main as cli
-from webchecker.local import LocalStack
-from webchecker.schedule import site_offset, tick_minute
+from webchecker.local.stack import LocalStack
+from webchecker.schedule.plan import site_offset, tick_minute
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

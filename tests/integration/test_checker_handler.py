@@ -21,10 +21,10 @@ import pytest
 
 from tests.fixtures.http_targets import HttpTargets
 from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event
-from webchecker.embedded.network import free_port
+from webchecker.check.transport import KafkaSettings, read_messages
 from webchecker.exceptions import ConfigurationError, InvalidEvent, PublishError
+from webchecker.local.embedded.network import free_port
 from webchecker.results import CheckResult
-from webchecker.transport import KafkaSettings, read_messages
 
 pytestmark = pytest.mark.kafka
 
@@ -252,7 +252,7 @@ def test_bad_configuration_fails_at_cold_start_naming_the_variable(
 
 
 def test_the_sam_fixture_is_a_valid_checker_payload() -> None:
-    from webchecker.checker import CheckerEvent
+    from webchecker.check.checker import CheckerEvent
 
     event = CheckerEvent.from_dict(load_event("checker"))
     assert event.sites

@@ -14,9 +14,9 @@ from urllib.parse import quote
 import pytest
 
 from tests.fixtures.http_targets import OK_BODY, HttpTargets
-from webchecker.embedded.network import free_port
-from webchecker.guard import parse_networks
-from webchecker.probe import ProbeSettings, check_site, check_sites
+from webchecker.check.guard import parse_networks
+from webchecker.check.probe import ProbeSettings, check_site, check_sites
+from webchecker.local.embedded.network import free_port
 from webchecker.results import MAX_ERROR_DETAIL, CheckResult
 from webchecker.sites import Site
 

@@ -18,7 +18,7 @@ from moto.server import ThreadedMotoServer
 from tests.fixtures.aws import put_parameters, snapshot_parameters
 from webchecker.cli import main
 from webchecker.exceptions import SiteStoreError
-from webchecker.site_store import SiteStore, SiteStoreSettings
+from webchecker.schedule.catalog import SiteStore, SiteStoreSettings
 from webchecker.sites import Site
 
 if TYPE_CHECKING:

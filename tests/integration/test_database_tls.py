@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from webchecker.database import Credentials, Database, DatabaseSettings
-from webchecker.embedded.network import free_port
-from webchecker.embedded.postgres import EmbeddedPostgres
 from webchecker.exceptions import ConfigurationError
+from webchecker.local.embedded.network import free_port
+from webchecker.local.embedded.postgres import EmbeddedPostgres
+from webchecker.store.database import Credentials, Database, DatabaseSettings
 
 pytestmark = pytest.mark.postgres
 

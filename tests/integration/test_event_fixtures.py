@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from tests.fixtures.aws import put_parameters
-from webchecker import guard
-from webchecker.database import Database, DatabaseSettings
-from webchecker.invoke import Invocation, invoke
+from webchecker.check import guard
+from webchecker.check.transport import KafkaSettings, read_messages
+from webchecker.local.invoke import Invocation, invoke
 from webchecker.results import CheckResult
-from webchecker.transport import KafkaSettings, read_messages
+from webchecker.store.database import Database, DatabaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = sorted((ROOT / "events").glob("*.json"))

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.http_targets import HttpTargets
-from webchecker.database import Database, DatabaseSettings
+from webchecker.store.database import Database, DatabaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 MSK_TWO_CHECKS = Path(__file__).parent / "events" / "msk-two-checks.json"

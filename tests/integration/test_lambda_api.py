@@ -11,13 +11,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from webchecker.embedded.lambda_api import (
+from webchecker.exceptions import InvocationFailed
+from webchecker.local.embedded.lambda_api import (
     MAX_EVENT_PAYLOAD,
     FunctionSpec,
     LambdaApi,
     RetryPolicy,
 )
-from webchecker.exceptions import InvocationFailed
 
 HANDLER = """
 import os, pathlib

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.messages import message, records
-from webchecker.database import Database, DatabaseSettings
-from webchecker.embedded.postgres import EmbeddedPostgres
-from webchecker.migrations import (
+from webchecker.local.embedded.postgres import EmbeddedPostgres
+from webchecker.store.batch import CheckStore
+from webchecker.store.database import Database, DatabaseSettings
+from webchecker.store.migrations import (
     MIGRATIONS,
     RetentionSettings,
     apply_retention,
@@ -24,7 +25,6 @@ from webchecker.migrations import (
     existing_partitions,
     migrate,
 )
-from webchecker.store import CheckStore
 
 pytestmark = pytest.mark.postgres
 
@@ -127,7 +127,7 @@ def test_retention_drops_partitions_past_the_cutoff_and_old_rollups(database: Da
 
 _OWNER = """
 import sys, time
-from webchecker.embedded.postgres import EmbeddedPostgres
+from webchecker.local.embedded.postgres import EmbeddedPostgres
 server = EmbeddedPostgres(sys.argv[1]).start()
 print(server.url(), flush=True)
 time.sleep(600)

@@ -14,12 +14,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.messages import encode, message
-from webchecker.database import Database, DatabaseSettings
-from webchecker.embedded.postgres import EmbeddedPostgres
-from webchecker.migrations import RetentionSettings, migrate
-from webchecker.msk import MskEvent
-from webchecker.poller import Poller, PollerSettings
-from webchecker.writer import Writer, WriterSettings
+from webchecker.local.embedded.postgres import EmbeddedPostgres
+from webchecker.local.poller import Poller, PollerSettings
+from webchecker.store.database import Database, DatabaseSettings
+from webchecker.store.migrations import RetentionSettings, migrate
+from webchecker.store.msk import MskEvent
+from webchecker.store.writer import Writer, WriterSettings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

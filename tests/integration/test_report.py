@@ -15,12 +15,12 @@ import pytest
 
 from tests.messages import failed_message, message, records
 from webchecker.cli import main
-from webchecker.database import Database
-from webchecker.embedded.postgres import EmbeddedPostgres
 from webchecker.histogram import BOUNDS_MS, bucket_of
-from webchecker.migrations import RetentionSettings, migrate
+from webchecker.local.embedded.postgres import EmbeddedPostgres
 from webchecker.report import build_report
-from webchecker.store import CheckStore
+from webchecker.store.batch import CheckStore
+from webchecker.store.database import Database
+from webchecker.store.migrations import RetentionSettings, migrate
 
 pytestmark = pytest.mark.postgres
 

@@ -20,9 +20,9 @@ from aws_lambda_powertools import Metrics
 from tests.fixtures.aws import InvokeRecorder, put_parameters, unreachable_lambda_client
 from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event
 from webchecker.exceptions import FanoutError
-from webchecker.fanout import LambdaInvoker
-from webchecker.scheduler import SchedulerSettings, run_schedule
-from webchecker.site_store import SiteStore
+from webchecker.schedule.catalog import SiteStore
+from webchecker.schedule.fanout import LambdaInvoker
+from webchecker.schedule.scheduler import SchedulerSettings, run_schedule
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -33,7 +33,7 @@ INTERVALS = [60, 120, 300, 600, 3600]
 
 
 def due_by_contract(site_id: str, interval: int, when: datetime) -> bool:
-    """DESIGN.md's rule, written out independently of webchecker.schedule."""
+    """DESIGN.md's rule, written out independently of webchecker.schedule.plan."""
     minute = int(when.timestamp()) // 60
     offset = int.from_bytes(hashlib.sha256(site_id.encode()).digest()[:8], "big")
     return (minute + offset) % (interval // 60) == 0
@@ -180,7 +180,7 @@ def test_handler_schedules_every_due_site_from_parameter_store(
     output = json_lines(capsys.readouterr().out)
     skipped = [line for line in output if str(line.get("message")).startswith("invalid site")]
     assert {line["level"] for line in skipped} == {"WARNING"}
-    assert {line["name"] for line in skipped} == {"webchecker.scheduler"}
+    assert {line["name"] for line in skipped} == {"webchecker.schedule.scheduler"}
     assert {(line["parameter"], line.get("index")) for line in skipped} == EXPECTED_INVALID
     reasons = {line["parameter"]: line["reason"] for line in skipped}
     assert reasons[f"{ROOT}/bad/interval"].startswith("interval:")

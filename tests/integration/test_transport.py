@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from webchecker.embedded.broker import EmbeddedBroker
-from webchecker.embedded.network import free_port
+from webchecker.check.transport import KafkaPublisher, KafkaSettings, read_messages
 from webchecker.exceptions import PublishError
+from webchecker.local.embedded.broker import EmbeddedBroker
+from webchecker.local.embedded.network import free_port
 from webchecker.results import CheckResult
-from webchecker.transport import KafkaPublisher, KafkaSettings, read_messages
 
 pytestmark = pytest.mark.kafka
 

@@ -17,13 +17,13 @@ import pytest
 
 from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event
 from tests.messages import BASE_TIME, failed_message, message, msk_event, records
-from webchecker.database import Database, DatabaseSettings
-from webchecker.embedded.network import free_port
-from webchecker.embedded.postgres import EmbeddedPostgres
 from webchecker.exceptions import StoreUnavailable
 from webchecker.histogram import bucket_of
-from webchecker.migrations import migrate
-from webchecker.store import CheckStore
+from webchecker.local.embedded.network import free_port
+from webchecker.local.embedded.postgres import EmbeddedPostgres
+from webchecker.store.batch import CheckStore
+from webchecker.store.database import Database, DatabaseSettings
+from webchecker.store.migrations import migrate
 
 pytestmark = pytest.mark.postgres
 

@@ -11,8 +11,8 @@ import certifi
 import pytest
 from pg8000.exceptions import DatabaseError, InterfaceError
 
-from webchecker.database import Credentials, DatabaseSettings, is_unavailable
 from webchecker.exceptions import ConfigurationError
+from webchecker.store.database import Credentials, DatabaseSettings, is_unavailable
 
 AWS_DB = {"DB_HOST": "db.example.internal", "DB_NAME": "checks", "DB_USER": "writer"}
 

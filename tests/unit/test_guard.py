@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webchecker.guard import (
+from webchecker.check.guard import (
     blocked_reason,
     embedded_ipv4,
     first_blocked,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from webchecker.exceptions import ConfigurationError
-from webchecker.invoke import Invocation, invoke, read_env_vars, read_event, resolve_function
+from webchecker.local.invoke import Invocation, invoke, read_env_vars, read_event, resolve_function
 
 ECHO_HANDLER = """
 import os, sys

@@ -13,9 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from webchecker.exceptions import ConfigurationError
-from webchecker.live import LiveView, SiteStatus, format_table
-from webchecker.local import LocalSettings, SimulatedClock, demo_sites, follow_demo, scheduled_event
-from webchecker.schedule import tick_from_event
+from webchecker.local.live import LiveView, SiteStatus, format_table
+from webchecker.local.stack import (
+    LocalSettings,
+    SimulatedClock,
+    demo_sites,
+    follow_demo,
+    scheduled_event,
+)
+from webchecker.schedule.plan import tick_from_event
 from webchecker.sites import Site
 
 OLD, NEW = "http://127.0.0.1:8780", "http://127.0.0.1:9999"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures.lambda_context import load_event
 from webchecker.exceptions import InvalidEvent
-from webchecker.msk import KafkaRecord, MskEvent
+from webchecker.store.msk import KafkaRecord, MskEvent
 
 
 def raw_record(**overrides: Any) -> dict[str, Any]:

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from webchecker.checker import CheckerEvent
-from webchecker.exceptions import ConfigurationError, InvalidEvent
-from webchecker.probe import (
+from webchecker.check.checker import CheckerEvent
+from webchecker.check.probe import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_REDIRECTS,
     ProbeSettings,
 )
+from webchecker.exceptions import ConfigurationError, InvalidEvent
 
 
 def test_defaults() -> None:

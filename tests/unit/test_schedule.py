@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures.lambda_context import load_event
 from webchecker.exceptions import InvalidEvent
-from webchecker.schedule import (
+from webchecker.schedule.plan import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     due_sites,
     format_tick,
@@ -99,7 +99,7 @@ def test_offset_is_the_same_in_another_process_with_another_hash_seed() -> None:
     ids = ["example", "a", "shop.example-1", "x" * 63]
     code = (
         "import json, sys\n"
-        "from webchecker.schedule import site_offset\n"
+        "from webchecker.schedule.plan import site_offset\n"
         "print(json.dumps([site_offset(i) for i in json.loads(sys.argv[1])]))\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

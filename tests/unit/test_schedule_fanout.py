@@ -10,8 +10,8 @@ import pytest
 
 from tests.fixtures.aws import unreachable_lambda_client
 from webchecker.exceptions import FanoutError
-from webchecker.fanout import LambdaInvoker, fan_out
-from webchecker.schedule import Shard
+from webchecker.schedule.fanout import LambdaInvoker, fan_out
+from webchecker.schedule.plan import Shard
 
 
 def shards(count: int) -> list[Shard]:
@@ -48,7 +48,7 @@ def test_a_failed_shard_is_counted_and_logged_and_the_others_are_sent(
         with lock:
             sent.append(n)
 
-    with caplog.at_level(logging.ERROR, logger="webchecker.fanout"):
+    with caplog.at_level(logging.ERROR, logger="webchecker.schedule.fanout"):
         result = fan_out(shards(10), invoker, concurrency=3)
     assert result.sent == 8
     assert sorted(sent) == [0, 1, 2, 4, 5, 6, 8, 9]
@@ -56,7 +56,7 @@ def test_a_failed_shard_is_counted_and_logged_and_the_others_are_sent(
         (("s3",), "throttled 3"),
         (("s7",), "throttled 7"),
     ]
-    logged = [r for r in caplog.records if r.name == "webchecker.fanout"]
+    logged = [r for r in caplog.records if r.name == "webchecker.schedule.fanout"]
     assert [r.site_ids for r in logged] == [["s3"], ["s7"]]  # type: ignore[attr-defined]
 
 

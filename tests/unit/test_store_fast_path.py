@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webchecker import store
 from webchecker.exceptions import InvalidMessage
-from webchecker.msk import KafkaRecord
 from webchecker.results import ERROR_KINDS, CheckResult, format_timestamp
-from webchecker.store import COLUMNS, BatchValidator, copy_line, fast_copy_row
+from webchecker.store import batch as store
+from webchecker.store.batch import COLUMNS, BatchValidator, copy_line, fast_copy_row
+from webchecker.store.msk import KafkaRecord
 
 _TIMESTAMP_COLUMNS = {
     COLUMNS.index(c) for c in ("scheduled_at", "checked_at", "tls_cert_expires_at")

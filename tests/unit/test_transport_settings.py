@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from webchecker.exceptions import ConfigurationError
-from webchecker.transport import (
+from webchecker.check.transport import (
     DEFAULT_TOPIC,
     KafkaSettings,
     msk_iam_token_callback,
 )
+from webchecker.exceptions import ConfigurationError
 
 
 def test_defaults() -> None:

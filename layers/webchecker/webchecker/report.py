@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from webchecker.database import Database, quote_identifier
 from webchecker.histogram import BUCKETS, percentile
 from webchecker.results import format_timestamp
+from webchecker.store.database import Database, quote_identifier
 
 _DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

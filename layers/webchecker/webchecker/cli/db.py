@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from webchecker.database import Database, DatabaseSettings
-from webchecker.embedded.postgres import DEFAULT_DATA_DIR, EmbeddedPostgres, database_url
 from webchecker.exceptions import WebcheckerError
-from webchecker.migrations import RetentionSettings, apply_retention, latest_version, migrate
+from webchecker.local.embedded.postgres import DEFAULT_DATA_DIR, EmbeddedPostgres, database_url
+from webchecker.store.database import Database, DatabaseSettings
+from webchecker.store.migrations import RetentionSettings, apply_retention, latest_version, migrate
 
 
 def add_database_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from webchecker.invoke import (
+from webchecker.local.invoke import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
     FUNCTIONS,
@@ -90,6 +90,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _checkout() -> Path:
-    from webchecker.local import repository_root  # the local stack's modules load only here
+    from webchecker.local.stack import repository_root  # the local stack's modules load only here
 
     return repository_root()

@@ -14,10 +14,10 @@ import json
 from typing import Any
 
 from webchecker.cli.db import add_database_arguments, database_settings
-from webchecker.database import Database
 from webchecker.exceptions import ConfigurationError
-from webchecker.migrations import migrate
 from webchecker.report import build_report, format_table, parse_since
+from webchecker.store.database import Database
+from webchecker.store.migrations import migrate
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from webchecker.exceptions import SiteError
-from webchecker.site_store import SiteStore, SiteStoreSettings, StoredParameter
+from webchecker.schedule.catalog import SiteStore, SiteStoreSettings, StoredParameter
 from webchecker.sites import SITE_ID_PATTERN, Site, SiteCatalog, load_sites
 
 JsonObject = dict[str, Any]

@@ -48,20 +48,20 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 
 from webchecker.config import env_optional, env_str
-from webchecker.database import Database, DatabaseSettings
-from webchecker.demo import DemoServer
-from webchecker.embedded import pidfiles
-from webchecker.embedded.aws import EmbeddedAws
-from webchecker.embedded.broker import EmbeddedBroker
-from webchecker.embedded.lambda_api import FunctionSpec, LambdaApi, RetryPolicy
-from webchecker.embedded.network import free_port
-from webchecker.embedded.postgres import EmbeddedPostgres
-from webchecker.embedded.service import Service
 from webchecker.exceptions import ConfigurationError, WebcheckerError
-from webchecker.live import LiveView, format_table, read_statuses
-from webchecker.poller import Poller, PollerSettings
-from webchecker.schedule import format_tick
-from webchecker.site_store import DEFAULT_SITES_PATH, SiteStore, SiteStoreSettings
+from webchecker.local.demo import DemoServer
+from webchecker.local.embedded import pidfiles
+from webchecker.local.embedded.aws import EmbeddedAws
+from webchecker.local.embedded.broker import EmbeddedBroker
+from webchecker.local.embedded.lambda_api import FunctionSpec, LambdaApi, RetryPolicy
+from webchecker.local.embedded.network import free_port
+from webchecker.local.embedded.postgres import EmbeddedPostgres
+from webchecker.local.embedded.service import Service
+from webchecker.local.live import LiveView, format_table, read_statuses
+from webchecker.local.poller import Poller, PollerSettings
+from webchecker.schedule.catalog import DEFAULT_SITES_PATH, SiteStore, SiteStoreSettings
+from webchecker.schedule.plan import format_tick
+from webchecker.store.database import Database, DatabaseSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -175,7 +175,7 @@ class LocalSettings:
 
 def repository_root() -> Path:
     """The checkout holding ``functions/`` (the package is installed in editable mode)."""
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]
     if not (root / "functions").is_dir():
         raise ConfigurationError(
             f"functions/ not found next to {root}: run the local stack from a checkout "
@@ -365,7 +365,7 @@ class LocalStack(Service):
         )
         s3.create_bucket(
             Bucket=bucket,
-            CreateBucketConfiguration={"LocationConstraint": client_env["AWS_REGION"]},
+            CreateBucketConfiguration={"LocationConstraint": client_env["AWS_REGION"]},  # type: ignore[typeddict-item]
         )
         env = {
             **client_env,

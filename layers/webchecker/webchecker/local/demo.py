@@ -2,7 +2,7 @@
 
 A small asyncio HTTP/1.1 server (one request per connection, like the checker's fresh
 connection per check). ``webchecker local`` runs it in a thread; the pipeline benchmark
-runs it in its own process (``python -m webchecker.demo --port N``) so that its CPU and
+runs it in its own process (``python -m webchecker.local.demo --port N``) so that its CPU and
 memory are not counted as the checker's.
 
 | path | answer |
@@ -31,8 +31,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qs
 
-from webchecker.embedded.network import free_port
-from webchecker.embedded.service import Service
+from webchecker.local.embedded.network import free_port
+from webchecker.local.embedded.service import Service
 
 HOST = "127.0.0.1"
 SLOW_SECONDS = 1.5

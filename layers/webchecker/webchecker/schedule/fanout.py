@@ -26,7 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from webchecker.exceptions import FanoutError
-from webchecker.schedule import Shard
+from webchecker.schedule.plan import Shard
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

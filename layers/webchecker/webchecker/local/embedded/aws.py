@@ -15,11 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from webchecker.embedded import pidfiles
-from webchecker.embedded.network import free_port, wait_for_port
-from webchecker.embedded.process import spawn, stop_process
-from webchecker.embedded.service import Service
 from webchecker.exceptions import WebcheckerError
+from webchecker.local.embedded import pidfiles
+from webchecker.local.embedded.network import free_port, wait_for_port
+from webchecker.local.embedded.process import spawn, stop_process
+from webchecker.local.embedded.service import Service
 
 HOST = "127.0.0.1"
 DEFAULT_REGION = "eu-west-1"

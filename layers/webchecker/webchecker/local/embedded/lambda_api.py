@@ -42,9 +42,9 @@ from types import FrameType
 from typing import Any
 from urllib.parse import unquote
 
-from webchecker.embedded.network import free_port
-from webchecker.embedded.service import Service
 from webchecker.exceptions import InvocationFailed, WebcheckerError
+from webchecker.local.embedded.network import free_port
+from webchecker.local.embedded.service import Service
 
 logger = logging.getLogger(__name__)
 

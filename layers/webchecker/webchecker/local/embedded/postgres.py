@@ -32,8 +32,8 @@ from types import ModuleType
 from typing import Any
 
 from webchecker.config import env_optional
-from webchecker.embedded.service import Service
 from webchecker.exceptions import WebcheckerError
+from webchecker.local.embedded.service import Service
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The checker speaks HTTP/1.1 with httpcore (httpx's transport layer) over the
 :class:`CheckStream` below, a small asyncio implementation of httpcore's network stream
 that also records the timing phases (DNS, connect, TLS, time to first byte) and the TLS
 certificate's expiry. Opening a stream is where the SSRF guard applies: the host is
-resolved once, every address is judged by :mod:`webchecker.guard`, and the socket goes to
+resolved once, every address is judged by :mod:`webchecker.check.guard`, and the socket goes to
 an address that was judged. TLS verification and SNI use the host name, so certificates
 are checked exactly as for a normal connection. Redirects call :func:`open_stream` again,
 so every hop is guarded.
@@ -24,7 +24,7 @@ from typing import Any
 
 import httpcore
 
-from webchecker import guard
+from webchecker.check import guard
 
 
 class CheckFailure(Exception):

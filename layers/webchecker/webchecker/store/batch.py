@@ -46,12 +46,12 @@ import orjson
 import pg8000.exceptions
 import pg8000.native
 
-from webchecker.database import Database, Statement, quote_identifier, sqlstate
 from webchecker.exceptions import InvalidMessage
 from webchecker.histogram import BOUNDS_MS, BUCKETS
-from webchecker.migrations import RetentionSettings, ensure_partitions, month_start
-from webchecker.msk import KafkaRecord
 from webchecker.results import ERROR_KINDS, MAX_ERROR_DETAIL, SCHEMA_VERSION, CheckResult
+from webchecker.store.database import Database, Statement, quote_identifier, sqlstate
+from webchecker.store.migrations import RetentionSettings, ensure_partitions, month_start
+from webchecker.store.msk import KafkaRecord
 
 logger = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ import pg8000.exceptions
 import pg8000.native
 
 from webchecker.config import env_int
-from webchecker.database import Database, quote_identifier, sqlstate
+from webchecker.store.database import Database, quote_identifier, sqlstate
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS = 400
 DEFAULT_ROLLUP_RETENTION_DAYS = 3 * 366
-_LOCK_NAMESPACE = "webchecker.migrations"
+_LOCK_NAMESPACE = "webchecker.store.migrations"
 _PARTITION_LOCK_NAMESPACE = "webchecker.partitions"
 _LOCK_NOT_AVAILABLE = "55P03"
 _PARTITION_NAME = re.compile(r"checks_(?P<year>\d{4})_(?P<month>\d{2})")
@@ -102,6 +102,74 @@ CREATE TABLE {schema}.checks_hourly (
     PRIMARY KEY (site_id, hour)
 );
 CREATE INDEX checks_hourly_hour ON {schema}.checks_hourly (hour);
+""",
+    ),
+    Migration(
+        2,
+        "site state, incidents, alert outbox, maintenance windows",
+        """
+-- One row per site that has had a check applied: moved by the writer in the batch's
+-- transaction (store/incidents.py), read by the API, the CLI and the status page.
+CREATE TABLE {schema}.site_state (
+    site_id text PRIMARY KEY,
+    state text NOT NULL DEFAULT 'unknown' CHECK (state IN ('unknown', 'up', 'down')),
+    since timestamptz,
+    url text NOT NULL,
+    tags text[] NOT NULL DEFAULT '{{}}',
+    last_check_id uuid,
+    last_scheduled_at timestamptz,
+    last_checked_at timestamptz,
+    incident_id uuid,
+    flapping boolean NOT NULL DEFAULT false,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE {schema}.incidents (
+    incident_id uuid PRIMARY KEY,
+    site_id text NOT NULL,
+    url text NOT NULL,
+    tags text[] NOT NULL DEFAULT '{{}}',
+    opened_at timestamptz NOT NULL,
+    resolved_at timestamptz,
+    error text,
+    error_detail text,
+    status_code integer,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX incidents_site_opened ON {schema}.incidents (site_id, opened_at DESC);
+CREATE INDEX incidents_opened ON {schema}.incidents (opened_at DESC);
+-- at most one open incident per site
+CREATE UNIQUE INDEX incidents_open_site ON {schema}.incidents (site_id) WHERE resolved_at IS NULL;
+
+-- The outbox: an alert exists exactly when its transition was committed; the notifier
+-- publishes pending ones in seq order and marks them sent.
+CREATE TABLE {schema}.alerts (
+    alert_id uuid PRIMARY KEY,
+    seq bigserial NOT NULL UNIQUE,
+    type text NOT NULL,
+    site_id text,
+    incident_id uuid,
+    payload jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sent_at timestamptz,
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text
+);
+CREATE INDEX alerts_pending ON {schema}.alerts (seq) WHERE sent_at IS NULL;
+CREATE INDEX alerts_site_created ON {schema}.alerts (site_id, created_at DESC);
+
+-- site_ids and tags both NULL: the window covers every site
+CREATE TABLE {schema}.maintenance_windows (
+    window_id uuid PRIMARY KEY,
+    site_ids text[],
+    tags text[],
+    starts_at timestamptz NOT NULL,
+    ends_at timestamptz NOT NULL,
+    reason text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT maintenance_windows_order CHECK (ends_at > starts_at)
+);
+CREATE INDEX maintenance_windows_ends ON {schema}.maintenance_windows (ends_at);
 """,
     ),
 )

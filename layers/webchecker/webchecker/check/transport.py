@@ -11,8 +11,8 @@ per container) with the configured partitions, replication and retention. With
 ``KAFKA_AUTH=iam`` the clients authenticate with SASL/OAUTHBEARER, signing tokens with
 ``aws-msk-iam-sasl-signer-python``; ``none`` is plaintext, for local brokers.
 
-librdkafka's errors go to the ``webchecker.transport`` logger and its own log lines to
-``webchecker.transport.librdkafka`` (never straight to stderr).
+librdkafka's errors go to the ``webchecker.check.transport`` logger and its own log lines to
+``webchecker.check.transport.librdkafka`` (never straight to stderr).
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from webchecker.config import env_int, env_optional
 from webchecker.exceptions import ConfigurationError, FanoutError
-from webchecker.fanout import DEFAULT_CONCURRENCY, Invoker, fan_out
-from webchecker.schedule import (
+from webchecker.schedule.catalog import SiteStore, SiteStoreSettings
+from webchecker.schedule.fanout import DEFAULT_CONCURRENCY, Invoker, fan_out
+from webchecker.schedule.plan import (
     DEFAULT_CHECKS_PER_INVOCATION,
     DEFAULT_MAX_PAYLOAD_BYTES,
     due_sites,
@@ -26,7 +27,6 @@ from webchecker.schedule import (
     plan_shards,
     tick_from_event,
 )
-from webchecker.site_store import SiteStore, SiteStoreSettings
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from webchecker.config import env_bool, env_float
-from webchecker.database import Database, DatabaseSettings
 from webchecker.exceptions import StoreUnavailable
-from webchecker.migrations import RetentionSettings, apply_retention, migrate
-from webchecker.msk import MskEvent
-from webchecker.store import BatchOutcome, CheckStore
+from webchecker.store.batch import BatchOutcome, CheckStore
+from webchecker.store.database import Database, DatabaseSettings
+from webchecker.store.migrations import RetentionSettings, apply_retention, migrate
+from webchecker.store.msk import MskEvent
 
 logger = logging.getLogger(__name__)
 

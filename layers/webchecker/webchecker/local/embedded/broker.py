@@ -11,10 +11,10 @@ import signal
 import subprocess
 from collections.abc import Mapping
 
-from webchecker.embedded.network import free_port, wait_for_port
-from webchecker.embedded.process import spawn, stop_process
-from webchecker.embedded.service import Service
 from webchecker.exceptions import WebcheckerError
+from webchecker.local.embedded.network import free_port, wait_for_port
+from webchecker.local.embedded.process import spawn, stop_process
+from webchecker.local.embedded.service import Service
 
 HOST = "127.0.0.1"
 

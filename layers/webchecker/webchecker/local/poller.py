@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from webchecker.config import env_float, env_int, env_str
 from webchecker.exceptions import ConfigurationError
-from webchecker.msk import LOCAL_EVENT_SOURCE_ARN, KafkaRecord, MskEvent
+from webchecker.store.msk import LOCAL_EVENT_SOURCE_ARN, KafkaRecord, MskEvent
 
 logger = logging.getLogger(__name__)
 

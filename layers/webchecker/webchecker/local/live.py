@@ -14,8 +14,8 @@ from typing import TextIO
 
 import pg8000.exceptions
 
-from webchecker.database import Database, quote_identifier, sqlstate
 from webchecker.sites import Site
+from webchecker.store.database import Database, quote_identifier, sqlstate
 
 _UNDEFINED_TABLE = "42P01"
 

@@ -1,6 +1,6 @@
 """Checking sites: one HTTP check of one site, and many checks at once, bounded.
 
-A check opens a fresh connection (:mod:`webchecker.connection`: resolved once, guarded,
+A check opens a fresh connection (:mod:`webchecker.check.connection`: resolved once, guarded,
 timed), sends the site's request with httpcore, follows redirects itself (each hop on a
 new, guarded connection), reads the body only up to the cap, and judges the response.
 One deadline, the site's ``timeout``, covers everything from the name lookup to the last
@@ -32,10 +32,10 @@ from urllib.parse import SplitResult, quote, urljoin, urlsplit
 import httpcore
 import httpx
 
+from webchecker.check.connection import CheckFailure, Phases, open_stream
+from webchecker.check.guard import IPNetwork, parse_networks
 from webchecker.config import env_bool, env_int, env_optional, env_str
-from webchecker.connection import CheckFailure, Phases, open_stream
 from webchecker.exceptions import ConfigurationError
-from webchecker.guard import IPNetwork, parse_networks
 from webchecker.results import CheckResult, truncate_detail
 from webchecker.sites import Site
 

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from webchecker.check.probe import ProbeSettings, check_sites
 from webchecker.exceptions import InvalidEvent, SiteError
-from webchecker.probe import ProbeSettings, check_sites
 from webchecker.results import CheckResult, parse_timestamp
 from webchecker.sites import Site
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webchecker.embedded.lambda_api import LocalContext, load_handler
 from webchecker.exceptions import ConfigurationError
+from webchecker.local.embedded.lambda_api import LocalContext, load_handler
 
 #: Function name -> SAM logical id in template.yaml; either may be given.
 FUNCTIONS: dict[str, str] = {

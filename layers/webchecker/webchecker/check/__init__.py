@@ -1,0 +1,1 @@
+"""Stage 2, the checker: SSRF guard, connection, probe, the invocation, and the Kafka transport."""
