@@ -28,6 +28,7 @@ FUNCTIONS = {
     "SchedulerFunction": "scheduler",
     "CheckerFunction": "checker",
     "WriterFunction": "writer",
+    "StatuspageFunction": "statuspage",
 }
 LAYERS = {"WebcheckerLayer": "layers/webchecker/", "DependenciesLayer": "layers/dependencies/"}
 QUEUES = ("DeadLetterQueue", "WriterFailureQueue")
@@ -254,7 +255,7 @@ def test_writer_lag_and_silence_alarms(template: dict[str, Any]) -> None:
 
 def test_every_alarm_notifies_the_alarm_topic(template: dict[str, Any]) -> None:
     alarms = resources(template, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 7
+    assert len(alarms) == 8
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
@@ -263,7 +264,8 @@ def test_outputs_name_existing_resources(template: dict[str, Any]) -> None:
     # SAM names the writer's mapping <function><event>; the rest are template resources.
     known = set(template["Resources"]) | set(template["Parameters"]) | {"WriterFunctionMskChecks"}
     for output in template["Outputs"].values():
-        assert output["Value"]["Ref"] in known
+        if "Ref" in output["Value"]:
+            assert output["Value"]["Ref"] in known
 
 
 # -- permissions and secrets --------------------------------------------------------------------
@@ -278,18 +280,20 @@ def test_no_statement_allows_any_resource_or_wildcard_action(template: dict[str,
             continue  # read-only, and EC2 offers no resource-level scope for them
         for resource in as_list(statement["Resource"]):
             text = json.dumps(resource)
-            # The one wildcard: the parameters below the sites path (read recursively).
-            assert "*" not in text.replace("parameter${SitesPath}/*", ""), (owner, text)
+            # The wildcards: the parameters below the sites path (read recursively), and the
+            # status page's objects (index.html, status.json, one badge per site).
+            allowed = text.replace("parameter${SitesPath}/*", "")
+            allowed = allowed.replace("${StatusBucket.Arn}/*", "")
+            assert "*" not in allowed, (owner, text)
         for action in as_list(statement["Action"]):
             assert "*" not in action, (owner, action)
 
 
 def test_statements_name_the_exact_resources(template: dict[str, Any]) -> None:
-    by_action = {
-        action: (owner, statement["Resource"])
-        for owner, statement in statements(template)
-        for action in as_list(statement["Action"])
-    }
+    by_action: dict[str, tuple[str, Any]] = {}
+    for owner, statement in statements(template):
+        for action in as_list(statement["Action"]):  # the first owner: the writer's
+            by_action.setdefault(action, (owner, statement["Resource"]))
     ssm = as_list(by_action["ssm:GetParametersByPath"][1])
     assert all("parameter${SitesPath}" in resource["Fn::Sub"] for resource in ssm)
     assert by_action["lambda:InvokeFunction"] == (
@@ -324,7 +328,11 @@ def test_database_credentials_are_conditional_on_the_chosen_auth(template: dict[
     policy = props(template, "WriterRole")["Policies"][0]["PolicyDocument"]["Statement"]
     conditional = {s["Fn::If"][0]: s["Fn::If"][1]["Sid"] for s in policy if "Fn::If" in s}
     assert conditional == {"UseDbSecret": "DatabasePassword", "UseDbIam": "DatabaseIamToken"}
-    assert set(template["Rules"]) == {"SecretAuthNeedsSecret", "IamAuthNeedsResourceId"}
+    assert set(template["Rules"]) == {
+        "SecretAuthNeedsSecret",
+        "IamAuthNeedsResourceId",
+        "StatusPageDomainNeedsCertificate",
+    }
 
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|CREDENTIAL", re.IGNORECASE)
@@ -471,3 +479,67 @@ def test_webchecker_layer_makefile_ships_the_package_without_bytecode(tmp_path: 
     assert shipped == {p.relative_to(source) for p in source.rglob("*.py")}
     assert not list(artifacts.rglob("__pycache__"))
     assert not list(artifacts.rglob("*.pyc"))
+
+
+# -- status page --------------------------------------------------------------------------------
+
+
+def test_status_bucket_is_private_encrypted_and_versioned(template: dict[str, Any]) -> None:
+    bucket = props(template, "StatusBucket")
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+
+def test_only_the_distribution_reads_the_bucket_through_origin_access_control(
+    template: dict[str, Any],
+) -> None:
+    allow, deny = props(template, "StatusBucketPolicy")["PolicyDocument"]["Statement"]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject"
+    source = allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":distribution/${StatusPageDistribution}")
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    config = props(template, "StatusPageDistribution")["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["OriginAccessControlId"] == {
+        "Fn::GetAtt": ["StatusPageOriginAccessControl", "Id"]
+    }
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no legacy OAI
+    assert config["DefaultRootObject"] == "index.html"
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    # the custom domain and its certificate are both conditional on the parameters
+    assert config["Aliases"]["Fn::If"][0] == "HasStatusPageDomain"
+    assert config["ViewerCertificate"]["Fn::If"][1]["AcmCertificateArn"] == {
+        "Ref": "StatusPageCertificateArn"
+    }
+
+
+def test_statuspage_runs_every_five_minutes_and_writes_only_into_its_bucket(
+    template: dict[str, Any],
+) -> None:
+    function = props(template, "StatuspageFunction")
+    (event,) = function["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "StatusPageSchedule"}
+    assert template["Parameters"]["StatusPageSchedule"]["Default"] == "rate(5 minutes)"
+    env = function_env(template, "StatuspageFunction")
+    assert env["STATUS_BUCKET"] == {"Ref": "StatusBucket"}
+    writer = function_env(template, "WriterFunction")
+    assert {name: env[name] for name in writer if name.startswith("DB_")} == {
+        name: value for name, value in writer.items() if name.startswith("DB_")
+    }
+    assert function["VpcConfig"] == props(template, "WriterFunction")["VpcConfig"]
+    owned = [s for owner, s in statements(template) if owner == "StatuspageFunction"]
+    writes = [s for s in owned if s["Action"] == "s3:PutObject"]
+    assert writes == [
+        {
+            "Sid": "WritePage",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": "${StatusBucket.Arn}/*"},
+        }
+    ]
