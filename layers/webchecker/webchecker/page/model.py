@@ -160,10 +160,10 @@ class StatusModel:
         note = f" {maintenance} in maintenance." if maintenance else ""
         if down == 0:
             return "up", f"All systems operational.{note}"
-        noun = "site is" if down == 1 else "sites are"
+        sites = f"{down} of {total} sites {'is' if down == 1 else 'are'} down"
         if 2 * down >= total:
-            return "major", f"Major outage: {down} of {total} {noun} down.{note}"
-        return "partial", f"Partial outage: {down} of {total} {noun} down.{note}"
+            return "major", f"Major outage: {sites}.{note}"
+        return "partial", f"Partial outage: {sites}.{note}"
 
 
 # -- loading ----------------------------------------------------------------------------
