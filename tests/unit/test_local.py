@@ -6,6 +6,8 @@ import io
 import itertools
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,14 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from webchecker.exceptions import ConfigurationError
+from webchecker.local.embedded.service import Service
 from webchecker.local.live import LiveView, SiteStatus, format_table
-from webchecker.local.stack import (
-    LocalSettings,
-    SimulatedClock,
-    demo_sites,
-    follow_demo,
-    scheduled_event,
-)
+from webchecker.local.settings import LocalSettings
+from webchecker.local.site_file import demo_sites, follow_demo
+from webchecker.local.stack import LocalStack
+from webchecker.local.ticks import SimulatedClock, scheduled_event
 from webchecker.schedule.plan import tick_from_event
 from webchecker.sites import Site
 
@@ -144,3 +144,38 @@ def test_settings_from_env_take_the_services_and_arguments_win() -> None:
     assert settings.database_url == "postgresql://x@h/db"
     assert settings.tick_seconds == 7.0
     assert settings.duration is None
+
+
+class Recorded(Service):
+    """A part that records its starts and stops (and fails to start when told)."""
+
+    def __init__(self, name: str, log: list[str], *, fail: bool = False) -> None:
+        self.name, self.log, self.fail = name, log, fail
+
+    def start(self) -> Self:
+        self.log.append(f"start {self.name}")
+        if self.fail:
+            raise ConfigurationError(f"{self.name} cannot start")
+        return self
+
+    def stop(self) -> None:
+        self.log.append(f"stop {self.name}")
+
+
+def test_parts_start_in_order_and_stop_in_reverse(tmp_path: Path) -> None:
+    stack = LocalStack(LocalSettings(state_dir=tmp_path, demo_port=None))
+    log: list[str] = []
+    stack.parts = [Recorded(name, log) for name in ("a", "b", "c")]
+    with stack:
+        assert log == ["start a", "start b", "start c"]
+    assert log[3:] == ["stop c", "stop b", "stop a"]
+
+
+def test_a_part_failing_to_start_stops_the_ones_before_it(tmp_path: Path) -> None:
+    stack = LocalStack(LocalSettings(state_dir=tmp_path, demo_port=None))
+    log: list[str] = []
+    stack.parts = [Recorded("a", log), Recorded("b", log, fail=True), Recorded("c", log)]
+    with pytest.raises(ConfigurationError, match="b cannot start"):
+        stack.start()
+    # b may have started part of itself: it is stopped too; c never started.
+    assert log == ["start a", "start b", "stop b", "stop a"]
