@@ -52,6 +52,12 @@ def run_local(settings: LocalSettings, out: TextIO | None = None) -> int:
         except KeyboardInterrupt:
             view.release()
             view.message("stopping (Ctrl-C)...")
+    lost = stack.progress.published - stack.progress.handed_over  # after the drain in stop()
+    if lost > 0:
+        view.message(
+            f"{lost} check {'result was' if lost == 1 else 'results were'} published but not "
+            f"stored (the writer failed: see {stack.log_dir / 'stack.log'})"
+        )
     view.message("stopped; every service the stack started is down")
     return 0
 

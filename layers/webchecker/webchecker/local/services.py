@@ -144,16 +144,34 @@ class Postgres(Service):
         self.settings = settings
         self.server: EmbeddedPostgres | None = None
         self.url = ""
+        self.note: str | None = None  # how DATABASE_URL was taken (shown in the banner)
         self._database: Database | None = None
 
     def start(self) -> Postgres:
-        if self.settings.database_url:
-            self.url = self.settings.database_url
-        elif self.server is None:
-            # Finds and stops a server left by a killed run; shares one a live run owns.
-            self.server = EmbeddedPostgres(self.settings.state_path / "postgres").start()
-            self.url = self.server.url()
+        if self.server is not None:
+            return self
+        data_dir = self.settings.state_path / "postgres"
+        given = self.settings.database_url
+        if given and given != EmbeddedPostgres(data_dir).url():
+            self.url = given
+            self._check_answers()
+            return self
+        if given:  # from `source .webchecker/env`: this stack's own server, not running yet
+            self.note = "DATABASE_URL: this stack's embedded database (from its env file)"
+        # Finds and stops a server left by a killed run; shares one a live run owns.
+        self.server = EmbeddedPostgres(data_dir).start()
+        self.url = self.server.url()
         return self
+
+    def _check_answers(self) -> None:
+        """Fails the start at once rather than every tick later (a stale or wrong URL)."""
+        try:
+            with self.database.transaction() as connection:
+                connection.run("SELECT 1")
+        except WebcheckerError as error:
+            raise ConfigurationError(
+                f"DATABASE_URL: {error}; unset DATABASE_URL to use the embedded database"
+            ) from error
 
     def stop(self) -> None:
         if self._database is not None:
@@ -211,7 +229,13 @@ def ensure_topic(
 
     # log_level 3: errors only (librdkafka prints notices to stderr, over the live view)
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
-    metadata = admin.list_topics(timeout=timeout)
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except Exception as error:  # KafkaException: no broker answered within the timeout
+        raise ConfigurationError(
+            f"Kafka at {bootstrap_servers} does not answer ({error}); unset "
+            "KAFKA_BOOTSTRAP_SERVERS to use the embedded broker"
+        ) from error
     if topic in metadata.topics:
         return
     futures = admin.create_topics([NewTopic(topic, num_partitions=partitions)])

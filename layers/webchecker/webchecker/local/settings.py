@@ -20,6 +20,8 @@ STACK_NAME = "webchecker"
 SCHEDULER = f"{STACK_NAME}-scheduler"
 CHECKER = f"{STACK_NAME}-checker"
 WRITER = f"{STACK_NAME}-writer"
+#: Set by ``STATE_DIR/env`` to the embedded broker's address (see ``env_file``).
+EMBEDDED_KAFKA_VARIABLE = "WEBCHECKER_LOCAL_KAFKA"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,13 +47,25 @@ class LocalSettings:
     checks_per_invocation: int = 50
     retry_delays: tuple[float, ...] | None = None  # default: one and two ticks
     function_env: Mapping[str, str] = field(default_factory=dict)
+    #: Variables from the environment not used, and why (shown in the banner).
+    ignored: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> LocalSettings:
+        kafka = env_optional("KAFKA_BOOTSTRAP_SERVERS", env)
+        ignored: tuple[str, ...] = ()
+        if kafka is not None and kafka == env_optional(EMBEDDED_KAFKA_VARIABLE, env):
+            # From `source .webchecker/env` of an earlier run: that broker stopped with it.
+            kafka = None
+            ignored = (
+                "KAFKA_BOOTSTRAP_SERVERS: an earlier run's embedded broker (from its env file);"
+                " starting a new one",
+            )
         values: dict[str, Any] = {
             "sites_path": env_str("SITES_PATH", DEFAULT_SITES_PATH, env),
             "topic": env_str("KAFKA_TOPIC", DEFAULT_TOPIC, env),
-            "kafka_bootstrap_servers": env_optional("KAFKA_BOOTSTRAP_SERVERS", env),
+            "kafka_bootstrap_servers": kafka,
+            "ignored": ignored,
             "database_url": env_optional("DATABASE_URL", env),
             "db_schema": env_str("DB_SCHEMA", "webchecker", env),
         }

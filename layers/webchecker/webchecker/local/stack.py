@@ -47,6 +47,7 @@ from webchecker.local.settings import (
     DEFAULT_STATE_DIR,
     DEFAULT_TICK_SECONDS,
     DEFAULT_TOPIC,
+    EMBEDDED_KAFKA_VARIABLE,
     SCHEDULER,
     WRITER,
     LocalSettings,
@@ -108,9 +109,9 @@ class LocalStack(Service):
         #: Started in this order, stopped in reverse (also when a start fails half-way).
         self.parts: list[Service] = [
             StateLock(self.state_dir),
+            self.db,  # first: a DATABASE_URL that does not answer fails the start at once
             self.aws,
             self.kafka,
-            self.db,
             self.demo_targets,
             self.sites,
             self.functions,
@@ -217,7 +218,22 @@ class LocalStack(Service):
         return self.functions.env(lambda_endpoint=lambda_endpoint)
 
     def env_file_variables(self) -> dict[str, str]:
-        return {**self.aws_env(), "DATABASE_URL": self.database_url}
+        """What ``webchecker sites``/``report``/``invoke`` (``make invoke``) need in another
+        terminal: the functions' settings, pointing at this stack."""
+        variables = {
+            **self.aws_env(),
+            "SITES_PATH": self.settings.sites_path,
+            "CHECKER_FUNCTION_NAME": CHECKER,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "KAFKA_TOPIC": self.settings.topic,
+            "KAFKA_AUTH": "none",
+            "CHECKER_ALLOW_PRIVATE_TARGETS": "true",  # the demo targets are on loopback
+            "DATABASE_URL": self.database_url,
+            "DB_SCHEMA": self.settings.db_schema,
+        }
+        if self.broker is not None:
+            variables[EMBEDDED_KAFKA_VARIABLE] = self.bootstrap_servers
+        return variables
 
     def banner(self) -> list[str]:
         return banner(self)
