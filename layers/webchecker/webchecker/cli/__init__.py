@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from webchecker.exceptions import WebcheckerError
 
-SUBCOMMANDS = ("sites", "db", "report", "invoke", "local", "status-page")
+SUBCOMMANDS = ("sites", "db", "report", "invoke", "local", "topic", "status-page")
 
 
 def build_parser() -> argparse.ArgumentParser:
