@@ -32,6 +32,7 @@ def banner(stack: LocalStack) -> list[str]:
         f"  Kafka            {stack.bootstrap_servers}  ({kafka}, topic {stack.settings.topic})",
         f"  PostgreSQL       {redact_url(stack.database_url)}  ({database})",
         f"  Demo targets     {stack.demo.url('/')}  (it lists its endpoints)",
+        f"  Status page      {stack.status_site.url}  (rendered every tick)",
         f"  Logs             {stack.log_dir}/",
         f"  Tick             every {stack.settings.tick_seconds:g}s = one scheduler minute",
         *(f"  Note             {note}" for note in notes),

@@ -13,6 +13,7 @@ Same code path as in AWS; only the edges differ. ``LocalStack`` composes parts, 
 ``functions.Functions`` the functions on the local Lambda Invoke API, with their environment
 ``functions.EventSourceMapping`` the poller feeding the writer (the MSK trigger)
 ``env_file.EnvFile``    ``STATE_DIR/env`` for other terminals
+``StatusSite``          the status page, rendered every tick, served at ``/status/``
 ======================  =====================================================================
 
 A new part (a notifier, an API server, a status page) is a ``Service`` built from the parts
@@ -53,7 +54,9 @@ from webchecker.local.settings import (
     LocalSettings,
 )
 from webchecker.local.site_file import PUBLIC_SITES, SiteFile, demo_sites, follow_demo
+from webchecker.local.status_site import StatusSite
 from webchecker.local.ticks import SimulatedClock, Ticker, scheduled_event
+from webchecker.page.settings import PageSettings
 from webchecker.schedule.catalog import SiteStore
 from webchecker.store.database import Database
 
@@ -106,6 +109,12 @@ class LocalStack(Service):
         self.mapping = EventSourceMapping(
             settings, kafka=self.kafka, invoke=self.functions.invoke, progress=self.progress
         )
+        self.status_site = StatusSite(
+            self.state_dir / "status",
+            lambda: self.db.url,
+            schema=settings.db_schema,
+            page=PageSettings.from_env(),
+        )
         #: Started in this order, stopped in reverse (also when a start fails half-way).
         self.parts: list[Service] = [
             StateLock(self.state_dir),
@@ -117,6 +126,7 @@ class LocalStack(Service):
             self.functions,
             self.mapping,
             EnvFile(self.state_dir / "env", self.env_file_variables),
+            self.status_site,
         ]
         self.ticker = Ticker(self, tick_seconds=settings.tick_seconds, duration=settings.duration)
         self.board = StatusBoard(sites=self.sites, postgres=self.db, functions=self.functions)
@@ -244,6 +254,7 @@ class LocalStack(Service):
         """One scheduler invocation (at the next simulated minute unless ``moment``)."""
         event = scheduled_event(moment or self.clock.next(), region=self.aws.region)
         summary: dict[str, Any] = self.functions.invoke(SCHEDULER, event)
+        self.status_site.render()  # what is stored so far (this tick's checks: the next one)
         return summary
 
     def drain(self, timeout: float) -> bool:
