@@ -48,6 +48,7 @@ def site(site_id: str = "shop", **overrides: Any) -> SiteStatus:
             checks=1440,
             failures=i % 7,
             incident_minutes=float(i * 3 % 50) if i % 9 == 0 else 0.0,
+            uptime=100.0 * (1440 - i % 7) / 1440,
         )
         for i in range(DAYS)
     )
