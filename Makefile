@@ -42,13 +42,14 @@ pytest: install browser
 ## browser: Debian's chromium package for the status page's browser test, installed when missing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || command -v google-chrome >/dev/null 2>&1 || { \
 	  if [ -f /etc/debian_version ]; then \
 	    $(SUDO) apt-get install -y --no-install-recommends chromium \
 	    || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }; \
 	  else \
 	    echo "The status page's browser test needs Chromium: install it from your system's packages" \
-	      "(chromium or chromium-browser on PATH)" >&2; exit 1; \
+	      "(chromium, chromium-browser or google-chrome on PATH)" >&2; exit 1; \
 	  fi; }
 
 # The template: `sam validate --lint` runs cfn-lint offline (the region only picks the schema,

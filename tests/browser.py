@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-BROWSERS = ("chromium", "chromium-browser")
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_SERVICES = frozenset(
     {
         "accounts.google.com",

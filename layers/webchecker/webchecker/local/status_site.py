@@ -82,8 +82,9 @@ class StatusSite(Service):
 
     @property
     def url(self) -> str:
+        """Where the page is served (``(not started)`` before ``start()``)."""
         if self._server is None:
-            raise WebcheckerError("the status page server is not running")
+            return "(not started)"
         return f"http://{HOST}:{self._server.server_address[1]}{PREFIX}"
 
     def start(self) -> StatusSite:
