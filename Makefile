@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install tools test pytest lint bench run invoke build deploy clean lock
+.PHONY: install tools test pytest lint bench run invoke build deploy smoke clean lock
 
 # .venv is rebuilt whenever the pinned requirements change.
 $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt pyproject.toml
@@ -49,6 +49,11 @@ lint: install tools
 	$(TOOLS)/sam/bin/cfn-lint template.yaml
 	$(TOOLS)/sam/bin/sam validate --lint --region us-east-1
 	$(TOOLS)/checkov/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(TOOLS)/sam/bin/cfn-lint ci/github-oidc.yaml
+	$(TOOLS)/checkov/bin/checkov --file ci/github-oidc.yaml --framework cloudformation --quiet --compact --skip-download
 	$(MAKE) --no-print-directory build
 
 ## build: sam build without Docker (layers cross-built for arm64 + Python 3.13 from wheels)
@@ -56,9 +61,14 @@ build: tools
 	$(TOOLS)/sam/bin/sam build
 
 ## deploy: sam build, then sam deploy with the samconfig.toml environment ENV (default, staging, prod)
+# DEPLOY_ARGS: more sam deploy options (CI: --no-confirm-changeset --role-arn ARN).
 ENV ?= default
 deploy: build
-	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV)
+	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) $(DEPLOY_ARGS)
+
+## smoke: after a deploy, one scheduler tick on the deployed stack of ENV; fails saying how to roll back
+smoke: install
+	$(VENV)/bin/webchecker smoke --config-env $(ENV)
 
 ## invoke: a handler on an event file without Docker, e.g. make invoke FUNCTION=writer EVENT=events/writer-msk.json
 invoke: install
