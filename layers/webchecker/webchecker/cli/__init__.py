@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from webchecker.exceptions import WebcheckerError
 
-SUBCOMMANDS = ("sites", "db", "report", "invoke", "local", "replay")
+SUBCOMMANDS = ("sites", "db", "report", "invoke", "local", "replay", "preflight")
 
 
 def build_parser() -> argparse.ArgumentParser:
