@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ ERROR_KINDS = frozenset(
         "other",
     }
 )
+# The site's alerting rules in a message: defaulted when absent, and when not valid (the
+# check itself is still good; the site model validates them where people write them).
+DEFAULT_THRESHOLD = 2
+MAX_THRESHOLD = 10
+MAX_TAGS = 10
+_TAG = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
 # Optional timing fields (milliseconds) added beyond the base schema.
 PHASE_FIELDS = ("dns_ms", "connect_ms", "tls_ms", "ttfb_ms")
 
@@ -61,6 +68,11 @@ class CheckResult:
     tls_ms: float | None = None
     ttfb_ms: float | None = None
     tls_cert_expires_at: datetime | None = None
+    # the site's alerting rules, copied by the checker (DESIGN.md "Sites")
+    tags: tuple[str, ...] = ()
+    failure_threshold: int = DEFAULT_THRESHOLD
+    success_threshold: int = DEFAULT_THRESHOLD
+    alerts: bool = True
 
     def to_message(self) -> dict[str, Any]:
         """The message as a JSON-ready dict (schema 1 plus the optional fields)."""
@@ -87,6 +99,10 @@ class CheckResult:
                 if self.tls_cert_expires_at is None
                 else format_timestamp(self.tls_cert_expires_at)
             ),
+            "tags": list(self.tags),
+            "failure_threshold": self.failure_threshold,
+            "success_threshold": self.success_threshold,
+            "alerts": self.alerts,
         }
 
     def to_json(self) -> bytes:
@@ -140,7 +156,29 @@ class CheckResult:
             tls_ms=get.optional("tls_ms", _milliseconds),
             ttfb_ms=get.optional("ttfb_ms", _milliseconds),
             tls_cert_expires_at=get.optional("tls_cert_expires_at", _timestamp),
+            tags=lenient_tags(message.get("tags")),
+            failure_threshold=lenient_threshold(message.get("failure_threshold")),
+            success_threshold=lenient_threshold(message.get("success_threshold")),
+            alerts=message.get("alerts") is not False,
         )
+
+
+def lenient_threshold(value: object) -> int:
+    """A threshold from a message: 1..10, else the default."""
+    if type(value) is int and 1 <= value <= MAX_THRESHOLD:
+        return value
+    return DEFAULT_THRESHOLD
+
+
+def lenient_tags(value: object) -> tuple[str, ...]:
+    """Tags from a message: the valid ones (at most 10), in order, each once."""
+    if type(value) is not list:
+        return ()
+    tags: list[str] = []
+    for tag in value:
+        if type(tag) is str and _TAG.fullmatch(tag) and tag not in tags:
+            tags.append(tag)
+    return tuple(tags[:MAX_TAGS])
 
 
 def format_timestamp(moment: datetime) -> str:
