@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from webchecker.exceptions import WebcheckerError
 
-SUBCOMMANDS = ("sites", "db", "report", "invoke", "local", "smoke")
+SUBCOMMANDS = ("sites", "db", "report", "invoke", "local", "topic", "replay", "preflight", "smoke")
 
 
 def build_parser() -> argparse.ArgumentParser:
