@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "replay",
     "preflight",
     "status-page",
+    "smoke",
 )
 
 
