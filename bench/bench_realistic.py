@@ -509,6 +509,103 @@ def timing_floor(mix: Sequence[MixSite], env: dict[str, str], count: int) -> lis
     return outcome.errors_ms
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def compare_blackbox(mix: Sequence[MixSite], ca: Path, directory: Path, count: int) -> None:
+    """CPU per probe of Prometheus' blackbox_exporter beside ours, on the same HTTPS sites.
+
+    Both unthrottled, 20 probes at a time. Ours: ``check_sites`` in this process (no
+    publishing, no logging); blackbox_exporter: its process's CPU for ``/probe`` requests,
+    which includes serving the request and its metrics (that is how it is used).
+    """
+    import asyncio
+    import urllib.parse
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psutil
+
+    from webchecker.check.probe import ProbeSettings, check_sites
+    from webchecker.sites import Site
+
+    exporter = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
+    sample = [
+        m
+        for m in mix
+        if m.kind == "ok" and m.site["url"].startswith("https") and "regex" not in m.site
+    ][:count]
+    settings = ProbeSettings(
+        allow_private_targets=True, ca_bundle=str(ca), concurrency=20, spread_seconds=0.0
+    )
+    sites = [Site.from_dict(m.site) for m in sample]
+    asyncio.run(check_sites(sites[:10], scheduled_at=dt.datetime.now(dt.UTC), settings=settings))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    before = usage.ru_utime + usage.ru_stime
+    results = asyncio.run(
+        check_sites(sites, scheduled_at=dt.datetime.now(dt.UTC), settings=settings)
+    )
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    ours = (usage.ru_utime + usage.ru_stime - before) / len(sites) * 1000
+    passed = sum(r.ok for r in results)
+    if exporter is None:
+        print(
+            f"webchecker probe: {ours:.2f} ms CPU per HTTPS check ({passed}/{len(sites)} ok); "
+            "blackbox_exporter not installed (apt-get install prometheus-blackbox-exporter)"
+        )
+        return
+    config = directory / "blackbox.yml"
+    config.write_text(
+        "modules:\n  https:\n    prober: http\n    timeout: 10s\n    http:\n"
+        "      preferred_ip_protocol: ip4\n      ip_protocol_fallback: false\n"
+        f"      tls_config:\n        ca_file: {ca}\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            exporter,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def probe(site: dict[str, Any]) -> bool:
+            query = urllib.parse.urlencode({"module": "https", "target": site["url"]})
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/probe?{query}", timeout=30) as r:
+                return b"probe_success 1" in r.read()
+
+        for _ in range(100):
+            try:
+                probe(sample[0].site)
+                break
+            except OSError:
+                time.sleep(0.1)
+        with ThreadPoolExecutor(20) as pool:
+            list(pool.map(probe, [m.site for m in sample[:10]]))
+            watched = psutil.Process(process.pid)
+            before = sum(watched.cpu_times()[:2])
+            probed = list(pool.map(probe, [m.site for m in sample]))
+            theirs = (sum(watched.cpu_times()[:2]) - before) / len(sample) * 1000
+    finally:
+        process.terminate()
+        process.wait()
+    print(
+        f"CPU per HTTPS check, same {len(sample)} sites, 20 at a time, unthrottled: webchecker "
+        f"probe {ours:.2f} ms ({passed} ok), blackbox_exporter {theirs:.2f} ms "
+        f"({sum(probed)} ok): ratio {ours / theirs:.2f}x"
+    )
+
+
 DEFAULT_CONFIGS = (
     # memory, sites per invocation, concurrency, spread
     Config(1024, 50, 100),  # the shipped defaults before this benchmark: the baseline
@@ -533,6 +630,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--checks", type=int, default=2000, help="checks per configuration")
     parser.add_argument("--containers", type=int, default=4, help="containers in parallel")
     parser.add_argument("--target-processes", type=int, default=2)
+    parser.add_argument("--blackbox", type=int, default=300, help="sites compared; 0: skip")
     parser.add_argument(
         "--config",
         action="append",
@@ -582,6 +680,8 @@ def main(argv: Sequence[str]) -> int:
                 f"timing error floor (40 sites one at a time, unthrottled): p50 "
                 f"{percentile(floor, 0.5):.1f} ms, p99 {percentile(floor, 0.99):.1f} ms"
             )
+            if args.blackbox:
+                compare_blackbox(mix, ca, directory, args.blackbox)
             baseline: Outcome | None = None
             for config in configs:
                 invocations = max(1, math.ceil(args.checks / config.sites))

@@ -102,6 +102,11 @@ class ProbeSettings:
                 f"CHECKER_ALLOWED_NETWORKS={raw_networks!r}: {error} "
                 "(expected comma-separated networks such as 10.1.2.0/24)"
             ) from None
+        spread_seconds = env_float(
+            "CHECKER_SPREAD_SECONDS", DEFAULT_SPREAD_SECONDS, env, minimum=0.0, maximum=600.0
+        )
+        if spread_seconds != spread_seconds:  # NaN passes every range check
+            raise ConfigurationError("CHECKER_SPREAD_SECONDS='nan': expected seconds, 0 to 600")
         return cls(
             concurrency=env_int(
                 "CHECKER_CONCURRENCY", DEFAULT_CONCURRENCY, env, minimum=1, maximum=10_000
@@ -117,9 +122,7 @@ class ProbeSettings:
             user_agent=env_str("CHECKER_USER_AGENT", DEFAULT_USER_AGENT, env),
             ca_bundle=ca_bundle,
             region=env_optional("AWS_REGION", env),
-            spread_seconds=env_float(
-                "CHECKER_SPREAD_SECONDS", DEFAULT_SPREAD_SECONDS, env, minimum=0.0, maximum=600.0
-            ),
+            spread_seconds=spread_seconds,
         )
 
 
