@@ -279,7 +279,9 @@ def run_container() -> int:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = usage.ru_utime + usage.ru_stime - cpu
         rows = [[r.site_id, r.response_time_ms, r.error, r.status_code] for r in kept]
-        print(json.dumps({"wall": wall, "cpu": cpu, "results": rows}), file=out, flush=True)
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        answer = {"wall": wall, "cpu": cpu, "results": rows, "peak_mib": peak_mib}
+        print(json.dumps(answer), file=out, flush=True)
     return 0
 
 
@@ -346,6 +348,7 @@ class Outcome:
     wrong: int = 0
     throttled_periods: int = 0
     throttled_s: float = 0.0
+    peak_mib: float = 0.0
     cgroup: str = "none"
 
     def cost_per_million(self) -> float:
@@ -428,6 +431,7 @@ def run_config(
                 with lock:
                     outcome.durations.append(answer["wall"])
                     outcome.cpu += answer["cpu"]
+                    outcome.peak_mib = max(outcome.peak_mib, answer["peak_mib"])
                     judge(outcome, by_id, answer["results"])
             after = limit.throttled() if limit is not None else (0, 0.0)
             with lock:
@@ -460,6 +464,7 @@ def report(outcome: Outcome, baseline: Outcome | None) -> str:
         f"timing error p50 {e50:.1f} ms, p99 {e99:.1f} ms; "
         f"false timeouts {outcome.false_timeouts}, wrong outcomes {outcome.wrong}; "
         f"throttled {outcome.throttled_periods} periods ({outcome.throttled_s:.1f} s); "
+        f"peak RSS {outcome.peak_mib:.0f} MiB; "
         f"cost ${cost:.3f}/M{ratio}"
     )
 
