@@ -62,9 +62,9 @@ build: tools
 	$(TOOLS)/sam/bin/sam build
 
 ## deploy: preflight, sam build, sam deploy with the samconfig.toml environment ENV (default, staging, prod)
+# DEPLOY_ARGS: more sam deploy options (CI: --no-confirm-changeset --role-arn ARN).
 # The region is REGION, else AWS_REGION, else your AWS configuration (none is pinned in
-# samconfig.toml). DEPLOY_ARGS: more sam deploy options (CI: --no-confirm-changeset
-# --role-arn ARN). preflight refuses, naming the value, a placeholder or missing value, no
+# samconfig.toml). preflight refuses, naming the value, a placeholder or missing value, no
 # region, or too little Lambda concurrency for prod's reserved checker executions.
 ENV ?= default
 SAMCONFIG ?= samconfig.toml

@@ -167,7 +167,7 @@ def lenient_threshold(value: object) -> int:
 
 def lenient_tags(value: object) -> tuple[str, ...]:
     """Tags from a message: the valid ones (at most 10), in order, each once."""
-    if type(value) not in (list, tuple):
+    if not isinstance(value, list | tuple):
         return ()
     tags: list[str] = []
     for tag in value:
