@@ -22,18 +22,18 @@ import pytest
 from botocore.stub import Stubber
 
 from webchecker.cli import main
-from webchecker.cli.smoke import (
-    ROLLBACK,
-    check_summary,
-    run_smoke,
-    sam_environment,
-    scheduled_event,
-    scheduler_function,
-)
-from webchecker.exceptions import ConfigurationError, SmokeCheckFailed
+from webchecker.exceptions import SmokeCheckFailed
 from webchecker.local.embedded.aws import EmbeddedAws
 from webchecker.local.embedded.lambda_api import FunctionSpec, LambdaApi
 from webchecker.local.embedded.network import free_port
+from webchecker.provision.preflight import load_config
+from webchecker.provision.smoke import (
+    ROLLBACK,
+    check_summary,
+    run_smoke,
+    scheduled_event,
+    scheduler_function,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES_PATH = "/webchecker/smoke/sites"
@@ -294,34 +294,26 @@ class TestSummary:
 class TestSamconfig:
     def test_the_repositorys_environments_name_their_stacks(self) -> None:
         path = ROOT / "samconfig.toml"
-        assert sam_environment("staging", path).stack_name == "webchecker-staging"
-        assert sam_environment("prod", path).stack_name == "webchecker-prod"
-
-    def test_an_unknown_environment_lists_the_known_ones(self) -> None:
-        with pytest.raises(ConfigurationError, match=r"no environment 'stage' \(known: .*prod"):
-            sam_environment("stage", ROOT / "samconfig.toml")
+        assert load_config(path, "staging").stack_name == "webchecker-staging"
+        assert load_config(path, "prod").stack_name == "webchecker-prod"
 
     @pytest.mark.parametrize(
         ("text", "message"),
         [
             ("[ci.global.parameters]\nregion = 'eu-west-1'\n", "has no stack_name"),
-            ("[ci.global.parameters]\nstack_name = 7\n", "has no stack_name"),
             ("[ci]\nglobal = 3\n", "has no stack_name"),
             ("ci = 'x'\n", "no environment 'ci'"),
-            ("[ci.global.parameters\n", "not valid TOML"),
+            ("[ci.global.parameters\n", "samconfig.toml"),
         ],
     )
-    def test_a_broken_config_names_the_problem(
-        self, tmp_path: Path, text: str, message: str
+    def test_a_broken_config_is_refused_before_any_call(
+        self, tmp_path: Path, text: str, message: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
         path = tmp_path / "samconfig.toml"
         path.write_text(text)
-        with pytest.raises(ConfigurationError, match=message):
-            sam_environment("ci", path)
-
-    def test_a_missing_config_file_is_named(self, tmp_path: Path) -> None:
-        with pytest.raises(ConfigurationError, match=r"samconfig\.toml: cannot be read"):
-            sam_environment("ci", tmp_path / "samconfig.toml")
+        # No endpoint and no credentials: a call to AWS would fail differently.
+        assert main(["smoke", "--config-env", "ci", "--config-file", str(path)]) == 2
+        assert message in capsys.readouterr().err
 
     def test_the_rollback_text_names_the_environment_and_stack(self) -> None:
         text = ROLLBACK.format(env="prod", stack="webchecker-prod")

@@ -392,6 +392,7 @@ class TestOidcTemplate:
         assert {a for a in actions if a.startswith("lambda:")} == {
             "lambda:InvokeFunction",
             "lambda:GetFunctionConfiguration",
+            "lambda:GetFunctionConcurrency",
             "lambda:GetAccountSettings",
         }
         (pass_role,) = [s for s in deploy if s["Action"] == "iam:PassRole"]
