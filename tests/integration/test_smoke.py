@@ -20,6 +20,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webchecker.cli import main
 from webchecker.exceptions import SmokeCheckFailed
@@ -237,6 +239,9 @@ class TestStackState:
         assert scheduler_function(client, "s") == "fn"
 
 
+GOOD_COUNTS = ("sites", "due", "invocations", "invalid", "failed_invocations")
+
+
 class TestSummary:
     """The scheduler's answer is checked field by field; hostile answers fail clearly."""
 
@@ -283,6 +288,35 @@ class TestSummary:
     def test_failed_invocations_fail_the_smoke(self) -> None:
         with pytest.raises(SmokeCheckFailed, match="could not invoke the checker 2 time"):
             check_summary({**self.GOOD, "failed_invocations": 2}, self.EVENT)
+
+    @given(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from([*GOOD_COUNTS, "tick", "errorMessage"]) | st.text(),
+                    inner,
+                    max_size=8,
+                )
+            ),
+            max_leaves=20,
+        )
+    )
+    def test_any_answer_passes_only_as_a_summary_or_fails_clearly(self, answer: Any) -> None:
+        try:
+            checked = check_summary(answer, self.EVENT)
+        except SmokeCheckFailed as error:
+            assert 0 < len(str(error)) < 400
+        else:
+            assert checked["tick"] == self.EVENT["time"]
+            assert all(type(checked[key]) is int and checked[key] >= 0 for key in GOOD_COUNTS)
+            assert checked["failed_invocations"] == 0
+
+    @given(st.dictionaries(st.sampled_from(sorted(GOOD_COUNTS)), st.integers(0, 10**9)))
+    def test_valid_counts_pass_whatever_their_size(self, counts: dict[str, int]) -> None:
+        answer = {**self.GOOD, **counts, "failed_invocations": 0}
+        assert check_summary(answer, self.EVENT) == answer
 
     def test_the_event_is_the_schedules_shape_for_the_minute(self) -> None:
         event = scheduled_event(datetime(2026, 12, 2, 18, 3, 59, 999, tzinfo=UTC))
