@@ -10,7 +10,8 @@
      ├── SiteStoreError        Parameter Store (the site list) could not be read or written
      ├── FanoutError           no asynchronous invoke of the checker succeeded
      ├── InvocationFailed      a function run by the local Lambda API raised (or is unknown)
-     └── StatusPageError       the status page's files could not be written (directory, S3)
+     ├── StatusPageError       the status page's files could not be written (directory, S3)
+     └── SmokeCheckFailed      a deployed stack failed the post-deploy smoke check
 
 Third-party exceptions are converted where the library is called, with ``raise ... from``.
 """
@@ -69,3 +70,7 @@ class InvocationFailed(WebcheckerError):
 
 class StatusPageError(WebcheckerError):
     """The status page's files could not be written (a directory or the S3 bucket)."""
+
+
+class SmokeCheckFailed(WebcheckerError):
+    """A deployed stack did not pass the post-deploy smoke check (``webchecker smoke``)."""

@@ -13,7 +13,18 @@ from collections.abc import Sequence
 
 from webchecker.exceptions import WebcheckerError
 
-SUBCOMMANDS = ("sites", "db", "report", "invoke", "local", "topic", "status-page")
+SUBCOMMANDS = (
+    "sites",
+    "db",
+    "report",
+    "invoke",
+    "local",
+    "topic",
+    "replay",
+    "preflight",
+    "status-page",
+    "smoke",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
