@@ -67,8 +67,8 @@ header{padding-top:1.5rem}
 h1{font-size:1.6rem;margin:0 0 .75rem}
 h2{font-size:1.15rem;margin:2rem 0 .75rem}
 h3{font-size:1rem;margin:0;overflow-wrap:anywhere}
-.overall{display:flex;flex-wrap:wrap;align-items:center;gap:.2rem .6rem;margin:0;padding:1rem 1.25rem;
-border-radius:.5rem;color:#fff;font-size:1.1rem;font-weight:600}
+.overall{display:flex;flex-wrap:wrap;align-items:center;gap:.2rem .6rem;margin:0;
+padding:1rem 1.25rem;border-radius:.5rem;color:#fff;font-size:1.1rem;font-weight:600}
 .overall.up{background:var(--up)}.overall.partial{background:var(--d2)}
 .overall.major{background:var(--down)}.overall.none{background:var(--muted)}
 .overall .down-list{font-weight:400}
