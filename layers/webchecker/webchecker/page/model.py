@@ -201,10 +201,13 @@ def load_status(
         connection.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         # short aggregate queries: compiling them (JIT) costs more than it saves (~0.25 s)
         connection.run("SET LOCAL jit = off")
+        # a site last checked before the 90 days is gone (removed): not on the page
         states = {
             row[0]: row
             for row in connection.run(
                 f"SELECT site_id, state, since, url, tags FROM {schema}.site_state"
+                " WHERE last_checked_at IS NULL OR last_checked_at >= :since",
+                since=bounds.window_starts["90d"],
             )
         }
         wanted: list[str] | None = None
