@@ -160,6 +160,8 @@ def test_from_dict_builds_the_same_record_as_the_constructor(headers: list[Any])
         ({"headers": ["x"]}, "headers must be a list"),
         ({"headers": [{"h": [256]}]}, "MSK record header h:"),
         ({"headers": [{"h": "\ud800"}]}, "MSK record header h:"),
+        ({"headers": [{"h": 10**12}]}, "not a list of bytes"),  # not a terabyte of zeros
+        ({"headers": 5}, "headers must be a list"),
     ],
 )
 def test_a_malformed_record_field_makes_that_record_a_reject_not_the_batch(

@@ -205,10 +205,14 @@ def _b64decode(text: object) -> bytes | None:
 
 
 def _decode_headers(raw: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
+    if not isinstance(raw, list):
+        raise InvalidEvent("MSK record headers must be a list of {name: [bytes]} objects")
     for chunk in raw:
         if not isinstance(chunk, Mapping):
             raise InvalidEvent("MSK record headers must be a list of {name: [bytes]} objects")
         for name, data in chunk.items():
+            if not isinstance(data, list):  # bytes(10**12) would allocate a terabyte
+                raise InvalidEvent(f"MSK record header {_short(name)}: not a list of bytes")
             try:
                 yield str(name), bytes(data)
             except (TypeError, ValueError, OverflowError) as error:
