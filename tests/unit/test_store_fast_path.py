@@ -179,7 +179,7 @@ def assert_agree(raw: bytes) -> bool:
         return False
     if fast is None:
         return False
-    check_id, site_id, hour, ok, latency, line = fast
+    check_id, site_id, hour, ok, latency, line, _ = fast
     assert (check_id, site_id, ok, latency) == (
         slow.check_id,
         slow.site_id,

@@ -171,6 +171,24 @@ class CheckResult:
         )
 
 
+def lenient_threshold(value: object) -> int:
+    """A threshold from a message: 1..10, else the default."""
+    if type(value) is int and 1 <= value <= MAX_THRESHOLD:
+        return value
+    return DEFAULT_THRESHOLD
+
+
+def lenient_tags(value: object) -> tuple[str, ...]:
+    """Tags from a message: the valid ones (at most 10), in order, each once."""
+    if not isinstance(value, list | tuple):
+        return ()
+    tags: list[str] = []
+    for tag in value:
+        if type(tag) is str and TAG_PATTERN.fullmatch(tag) and tag not in tags:
+            tags.append(tag)
+    return tuple(tags[:MAX_TAGS])
+
+
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision and a ``Z``."""
     if moment.tzinfo is None:
