@@ -29,7 +29,10 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     match = _DURATION.fullmatch(text.strip().lower())
     if match:
         seconds = float(match["amount"]) * _UNITS[match["unit"]]
-        return now - timedelta(seconds=seconds)
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:  # 99999999999d: before year 1
+            raise ValueError(f"{text[:40]!r}: further back than the calendar goes") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -38,7 +41,10 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{text[:40]!r}: out of range in UTC") from None
 
 
 @dataclass(frozen=True, kw_only=True)
