@@ -26,7 +26,7 @@ from webchecker.local.env_file import EnvFile
 from webchecker.local.env_file import read as read_env_file
 from webchecker.local.live import LiveView, SiteStatus, clip, format_table
 from webchecker.local.settings import EMBEDDED_KAFKA_VARIABLE, LocalSettings
-from webchecker.local.site_file import demo_sites, follow_demo
+from webchecker.local.site_file import demo_sites, follow_demo, points_at, seeded_names
 from webchecker.local.stack import LocalStack
 from webchecker.local.ticks import SimulatedClock, scheduled_event
 from webchecker.schedule.plan import tick_from_event
@@ -373,3 +373,13 @@ def test_invalid_entries_are_listed_with_reasons_and_where_to_see_the_rest() -> 
     assert "sites list" in lines[4]
     assert invalid_lines(invalid[:1])[0] == "1 invalid site entry skipped:"
     assert invalid_lines([]) == []
+
+
+def test_only_the_seeded_examples_follow_the_demo_server() -> None:
+    names = seeded_names("/webchecker/sites/")
+    assert "/webchecker/sites/demo-healthy" in names
+    assert all(name.startswith("/webchecker/sites/demo-") for name in names)
+    assert points_at(json.dumps({"id": "a", "url": f"{OLD}/x"}), OLD)
+    assert points_at(json.dumps([{"id": "b", "url": "https://127.0.0.1:8780/"}]), OLD)
+    assert not points_at(json.dumps({"id": "a", "url": f"{NEW}/x"}), OLD)
+    assert not points_at("{not json", OLD)
