@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -59,3 +60,8 @@ def test_every_percentile_estimate_lies_in_the_bucket_reported_with_it(
 def test_the_report_note_names_every_bucket_bound() -> None:
     assert all(f"{bound:g}" in ESTIMATES_NOTE for bound in BOUNDS_MS)
     assert "estimates" in ESTIMATES_NOTE
+
+
+def test_the_readme_lists_the_bucket_bounds() -> None:
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert ", ".join(f"{bound:g}" for bound in BOUNDS_MS) in readme
