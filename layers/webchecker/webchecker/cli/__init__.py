@@ -14,7 +14,18 @@ from collections.abc import Sequence
 
 from webchecker.exceptions import WebcheckerError
 
-SUBCOMMANDS = ("sites", "db", "report", "invoke", "local", "topic")
+SUBCOMMANDS = (
+    "sites",
+    "db",
+    "report",
+    "invoke",
+    "local",
+    "topic",
+    "replay",
+    "preflight",
+    "status-page",
+    "smoke",
+)
 
 
 class PlainFormatter(argparse.HelpFormatter):
@@ -45,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        importlib.import_module(f"webchecker.cli.{name}").register(subparsers)
+        importlib.import_module(f"webchecker.cli.{name.replace('-', '_')}").register(subparsers)
     _use_plain_help(parser)
     return parser
 

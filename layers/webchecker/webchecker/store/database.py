@@ -288,6 +288,11 @@ class Statement:
         )
         return int(context.row_count)
 
+    def rows(self, connection: pg8000.native.Connection, **params: Any) -> list[list[Any]]:
+        """Runs it on ``connection``; the rows it returned."""
+        context = connection.execute_unnamed(self._statement, self._make_values(params))
+        return list(context.rows or ())
+
     def __repr__(self) -> str:
         return f"Statement({self.sql!r})"
 
