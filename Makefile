@@ -10,6 +10,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # .venv is rebuilt whenever the pinned requirements change.
 $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt pyproject.toml
+	@echo "Installing Python dependencies into $(VENV)/ (pinned in requirements/; about 1-2 minutes the first time, quiet while pip works)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt

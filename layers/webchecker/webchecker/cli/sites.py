@@ -200,7 +200,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _warn_invalid(catalog: SiteCatalog) -> None:
     if catalog.invalid:
-        print(f"{len(catalog.invalid)} invalid entries skipped:", file=sys.stderr)
+        count = len(catalog.invalid)
+        print(f"{count} invalid {'entry' if count == 1 else 'entries'} skipped:", file=sys.stderr)
         for entry in catalog.invalid:
             print(f"  {entry}", file=sys.stderr)
 
@@ -356,8 +357,8 @@ def _import(args: argparse.Namespace) -> int:
         sites.append(site)
     if errors:
         raise SiteError(
-            f"{args.file}: {len(errors)} invalid entries, nothing written:\n  "
-            + "\n  ".join(errors)
+            f"{args.file}: {len(errors)} invalid {'entry' if len(errors) == 1 else 'entries'},"
+            " nothing written:\n  " + "\n  ".join(errors)
         )
 
     context = _context(args)

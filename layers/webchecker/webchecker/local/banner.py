@@ -24,7 +24,8 @@ def banner(stack: LocalStack) -> list[str]:
     """What is running where, and how to use it from another terminal."""
     kafka = "embedded Tansu" if stack.broker is not None else "KAFKA_BOOTSTRAP_SERVERS"
     database = "embedded" if stack.postgres is not None else "DATABASE_URL"
-    notes = [*stack.settings.ignored, *([stack.db.note] if stack.db.note else [])]
+    notes = [note for note in (stack.db.note, stack.sites.note) if note]
+    notes = [*stack.settings.ignored, *notes]
     command = webchecker_command()
     return [
         "Webchecker local stack (Ctrl-C stops it)",

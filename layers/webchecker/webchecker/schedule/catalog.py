@@ -22,7 +22,7 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from webchecker.config import env_int, env_str
 from webchecker.exceptions import ConfigurationError, SiteStoreError
@@ -71,7 +71,12 @@ class StoredParameter:
 
 def new_ssm_client() -> SSMClient:
     """An SSM client honouring AWS_ENDPOINT_URL / AWS_REGION (boto3 reads them natively)."""
-    client: SSMClient = boto3.client("ssm", config=_BOTO_CONFIG)
+    try:
+        client: SSMClient = boto3.client("ssm", config=_BOTO_CONFIG)
+    except NoRegionError:
+        raise ConfigurationError(
+            "no AWS region: set AWS_REGION (for the local stack: source .webchecker/env)"
+        ) from None
     return client
 
 
