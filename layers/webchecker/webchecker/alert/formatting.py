@@ -35,6 +35,13 @@ def _text(alert: Mapping[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _strings(alert: Mapping[str, Any], name: str) -> list[str]:
+    value = alert.get(name)
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, str)]
+
+
 def _number(alert: Mapping[str, Any], name: str) -> float | None:
     value = alert.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -93,7 +100,7 @@ def summary_line(alert: Mapping[str, Any]) -> str:
     if kind == "site.stable":
         return f"{headline} {site}: no longer flapping, {_text(alert, 'state') or 'unknown'}"
     if kind == SUMMARY:
-        ids = [s for s in alert.get("site_ids") or [] if isinstance(s, str)]
+        ids = _strings(alert, "site_ids")
         of = _HEADLINES.get(_text(alert, "of") or "", "CHANGED")
         return f"{of} {len(ids)} sites at once: {', '.join(ids)}"
     return f"{headline} {site}"
@@ -115,7 +122,7 @@ def message_attributes(alert: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     site = _text(alert, "site_id")
     if site:
         attributes["site_id"] = {"DataType": "String", "StringValue": site}
-    tags = [tag for tag in alert.get("tags") or [] if isinstance(tag, str)]
+    tags = _strings(alert, "tags")
     attributes["tags"] = {"DataType": "String.Array", "StringValue": json.dumps(tags)}
     return attributes
 
