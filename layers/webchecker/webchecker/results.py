@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from webchecker.exceptions import InvalidMessage
+from webchecker.sites import DEFAULT_THRESHOLD, MAX_TAGS, MAX_THRESHOLD, MIN_THRESHOLD, TAG_PATTERN
 
 SCHEMA_VERSION = 1
 MAX_ERROR_DETAIL = 500
@@ -35,12 +35,6 @@ ERROR_KINDS = frozenset(
         "other",
     }
 )
-# The site's alerting rules in a message: defaulted when absent, and when not valid (the
-# check itself is still good; the site model validates them where people write them).
-DEFAULT_THRESHOLD = 2
-MAX_THRESHOLD = 10
-MAX_TAGS = 10
-_TAG = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
 # Optional timing fields (milliseconds) added beyond the base schema.
 PHASE_FIELDS = ("dns_ms", "connect_ms", "tls_ms", "ttfb_ms")
 
@@ -68,7 +62,8 @@ class CheckResult:
     tls_ms: float | None = None
     ttfb_ms: float | None = None
     tls_cert_expires_at: datetime | None = None
-    # the site's alerting rules, copied by the checker (DESIGN.md "Sites")
+    # Copied from the site, so that the writer can move the site's state without the
+    # site list; absent in older messages, which get the site model's defaults.
     tags: tuple[str, ...] = ()
     failure_threshold: int = DEFAULT_THRESHOLD
     success_threshold: int = DEFAULT_THRESHOLD
@@ -156,10 +151,10 @@ class CheckResult:
             tls_ms=get.optional("tls_ms", _milliseconds),
             ttfb_ms=get.optional("ttfb_ms", _milliseconds),
             tls_cert_expires_at=get.optional("tls_cert_expires_at", _timestamp),
-            tags=lenient_tags(message.get("tags")),
-            failure_threshold=lenient_threshold(message.get("failure_threshold")),
-            success_threshold=lenient_threshold(message.get("success_threshold")),
-            alerts=message.get("alerts") is not False,
+            tags=get.optional("tags", _tags) or (),
+            failure_threshold=get.optional("failure_threshold", _threshold) or DEFAULT_THRESHOLD,
+            success_threshold=get.optional("success_threshold", _threshold) or DEFAULT_THRESHOLD,
+            alerts=_default(get.optional("alerts", _bool), True),
         )
 
 
@@ -172,11 +167,11 @@ def lenient_threshold(value: object) -> int:
 
 def lenient_tags(value: object) -> tuple[str, ...]:
     """Tags from a message: the valid ones (at most 10), in order, each once."""
-    if type(value) is not list:
+    if not isinstance(value, list | tuple):
         return ()
     tags: list[str] = []
     for tag in value:
-        if type(tag) is str and _TAG.fullmatch(tag) and tag not in tags:
+        if type(tag) is str and TAG_PATTERN.fullmatch(tag) and tag not in tags:
             tags.append(tag)
     return tuple(tags[:MAX_TAGS])
 
@@ -286,6 +281,29 @@ def _error_kind(value: object) -> str:
     if kind not in ERROR_KINDS:
         raise ValueError(f"must be one of {', '.join(sorted(ERROR_KINDS))}")
     return kind
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError("must be a list of tags")
+    if len(value) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    for tag in value:
+        if type(tag) is not str or not TAG_PATTERN.fullmatch(tag):
+            raise ValueError("tags must be 1-32 characters a-z, 0-9, '.', '_', '-'")
+    return tuple(value)
+
+
+def _threshold(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("must be a whole number")
+    if not MIN_THRESHOLD <= value <= MAX_THRESHOLD:
+        raise ValueError(f"must be {MIN_THRESHOLD}..{MAX_THRESHOLD}")
+    return value
+
+
+def _default(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def _detail(value: object) -> str:

@@ -33,6 +33,7 @@ FUNCTIONS: dict[str, str] = {
     "writer": "WriterFunction",
     "notifier": "NotifierFunction",
     "webhook": "WebhookFunction",
+    "statuspage": "StatuspageFunction",
 }
 #: Keys of a SAM env-vars file that apply to every function.
 GLOBAL_ENV_KEY = "Parameters"

@@ -49,6 +49,7 @@ import pg8000.native
 from webchecker.exceptions import InvalidMessage
 from webchecker.histogram import BOUNDS_MS, BUCKETS
 from webchecker.results import ERROR_KINDS, MAX_ERROR_DETAIL, SCHEMA_VERSION, CheckResult
+from webchecker.sites import MAX_TAGS, MAX_THRESHOLD, MIN_THRESHOLD, TAG_PATTERN
 from webchecker.store.database import Database, Statement, quote_identifier, sqlstate
 from webchecker.store.incidents import IncidentSettings, IncidentStore, Observation
 from webchecker.store.migrations import RetentionSettings, ensure_partitions, month_start
@@ -401,6 +402,30 @@ def _fast_flag(value: object) -> str:
     raise _NotFast
 
 
+_TAG = TAG_PATTERN.fullmatch
+
+
+def _fast_site_settings(get: Any) -> bool:
+    """Whether the site settings the checker copies into a message (absent in older
+    messages) are certainly valid: not stored in ``checks``, but they must not pass here
+    when ``from_json`` would reject them."""
+    tags = get("tags")
+    if tags is not None and (
+        type(tags) is not list
+        or len(tags) > MAX_TAGS
+        or any(type(tag) is not str or not _TAG(tag) for tag in tags)
+    ):
+        return False
+    for name in ("failure_threshold", "success_threshold"):
+        value = get(name)
+        if value is not None and (
+            type(value) is not int or not MIN_THRESHOLD <= value <= MAX_THRESHOLD
+        ):
+            return False
+    alerts = get("alerts")
+    return alerts is None or type(alerts) is bool
+
+
 def fast_copy_row(raw: bytes) -> CopyRow | None:
     """The ``CopyRow`` of a message that is certainly valid, else None."""
     try:
@@ -432,6 +457,8 @@ def fast_copy_row(raw: bytes) -> CopyRow | None:
         if status is not None and (type(status) is not int or not 100 <= status <= 999):
             return None
         if detail is not None and (type(detail) is not str or len(detail) > MAX_ERROR_DETAIL):
+            return None
+        if not _fast_site_settings(get):
             return None
         expires = get("tls_cert_expires_at")
         url, scheduled = get("url"), get("scheduled_at")
