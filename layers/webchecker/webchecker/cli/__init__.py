@@ -18,6 +18,8 @@ SUBCOMMANDS = (
     "sites",
     "db",
     "report",
+    "incidents",
+    "maintenance",
     "invoke",
     "local",
     "topic",

@@ -31,6 +31,8 @@ FUNCTIONS: dict[str, str] = {
     "scheduler": "SchedulerFunction",
     "checker": "CheckerFunction",
     "writer": "WriterFunction",
+    "notifier": "NotifierFunction",
+    "webhook": "WebhookFunction",
     "statuspage": "StatuspageFunction",
 }
 #: Keys of a SAM env-vars file that apply to every function.
