@@ -11,6 +11,7 @@
      │    └── SiteConflict     a site write lost a race, or its id or parameter is taken
      ├── FanoutError           no asynchronous invoke of the checker succeeded
      ├── InvocationFailed      a function run by the local Lambda API raised (or is unknown)
+     ├── InvalidRequest        a request parameter is invalid (names the field and the problem)
      ├── NotFound              the site, window or subscription a request names does not exist
      ├── PreconditionFailed    a request's If-Match names a version that is no longer current
      └── SubscriptionError     the alert topic's subscriptions could not be read or changed
@@ -72,6 +73,15 @@ class InvocationFailed(WebcheckerError):
     def __init__(self, message: str, *, error_type: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+class InvalidRequest(WebcheckerError):
+    """A request parameter or body field is invalid; ``field`` names it."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
 
 
 class NotFound(WebcheckerError):

@@ -41,6 +41,8 @@ DEFAULT_SITES_PATH = "/webchecker/sites"
 # Powertools' own default; the scheduler runs every minute, so edits apply within 5 minutes
 # while a container reads Parameter Store at most once per 5 minutes (its API is throttled).
 DEFAULT_CACHE_SECONDS = 300
+# Intelligent-Tiering stores up to 8 KB (the Advanced tier's limit); larger values are refused.
+MAX_VALUE_BYTES = 8192
 # Throttling is the usual SSM failure under load: let botocore back off and retry.
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
 
@@ -82,7 +84,7 @@ class SiteListing:
     catalog: SiteCatalog
     where: Mapping[str, str]  # site id -> parameter name
     parameters: Mapping[str, StoredParameter]  # parameter name -> parameter
-    by_id: Mapping[str, Site]
+    by_id: Mapping[str, Site]  # in id order
 
     def site(self, site_id: str) -> Site | None:
         return self.by_id.get(site_id)
@@ -231,7 +233,7 @@ class SiteStore:
             catalog=catalog,
             where={site.id: where[site.id] for site in catalog.sites},
             parameters=dict(parameters),
-            by_id={site.id: site for site in catalog.sites},
+            by_id={site.id: site for site in sorted(catalog.sites, key=lambda s: s.id)},
         )
 
     # -- writing (the CLI) -----------------------------------------------------------------
@@ -331,13 +333,14 @@ class SiteStore:
     def add(self, raw: Mapping[str, Any], *, secure: bool) -> Site:
         """Validates ``raw`` (with an ``id``) and writes it to its own new parameter."""
         site = Site.from_dict(raw)  # raises SiteError naming the field
-        self.create(self.parameter_name(site.id), encode_value(dict(raw)), secure=secure)
+        value = _fitting(encode_value(dict(raw)))
+        self.create(self.parameter_name(site.id), value, secure=secure)
         return site
 
     def replace(self, entry: SiteEntry, raw: Mapping[str, Any], *, secure: bool = False) -> int:
         """Validates ``raw`` and writes it in place of ``entry``; returns the new version."""
         Site.from_dict(raw, default_id=entry.default_id)  # raises SiteError naming the field
-        value = encode_value(entry.replaced(raw))
+        value = _fitting(encode_value(entry.replaced(raw)))
         return self.update(entry.parameter, value, secure=secure or entry.parameter.secure)
 
     def remove(self, entry: SiteEntry) -> None:
@@ -359,6 +362,16 @@ def encode_sites(sites: list[Site] | Site) -> str:
     """A parameter value: one site object, or an array, with every default filled in."""
     value = [s.to_dict() for s in sites] if isinstance(sites, list) else sites.to_dict()
     return json.dumps(value, indent=None, separators=(",", ":"), ensure_ascii=False)
+
+
+def _fitting(value: str) -> str:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_VALUE_BYTES:
+        raise SiteError(
+            f"the parameter value would be {size} bytes; Parameter Store holds at most "
+            f"{MAX_VALUE_BYTES}"
+        )
+    return value
 
 
 def _code(error: ClientError) -> str:

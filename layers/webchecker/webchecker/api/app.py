@@ -1,0 +1,128 @@
+"""The REST API: the resolver, its routers under ``/v1``, the OpenAPI document, problems.
+
+``Api.handle(event, context)`` is what ``functions/api/app.py`` calls for every API
+Gateway HTTP API request (payload 2.0), and what the local API server calls for requests
+on loopback. The OpenAPI document comes from the routes' models; ``openapi_document()``
+then states the errors as problem+json (Powertools documents its own 422 shape) and is
+served at ``GET /v1/openapi.json`` and committed as ``docs/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from webchecker.api import incidents, maintenance, problems, results, sites, subscriptions
+from webchecker.api.models import Problem
+from webchecker.api.services import ApiSettings, Services
+
+PREFIX = "/v1"
+OPENAPI_PATH = f"{PREFIX}/openapi.json"
+TITLE = "Webchecker API"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "Manage the watched sites, maintenance windows and alert subscriptions; read checks, "
+    "status, incidents and reports. In AWS every request is signed (SigV4, IAM). Errors "
+    "are application/problem+json (RFC 9457)."
+)
+ROUTERS = (sites, results, incidents, maintenance, subscriptions)
+
+
+class Api:
+    """One resolver over one container's services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.app = APIGatewayHttpResolver(enable_validation=True)
+        for module in ROUTERS:
+            self.app.include_router(module.router(services), prefix=PREFIX)
+        self._document = json.dumps(openapi_document(self.app), ensure_ascii=False)
+
+        @self.app.get(OPENAPI_PATH, include_in_schema=False)
+        def openapi() -> Response[str]:
+            return Response(200, content_type="application/json", body=self._document)
+
+        routes = [
+            (method, path)
+            for path, operations in json.loads(self._document)["paths"].items()
+            for method in operations
+        ]
+        problems.install(self.app, problems.RouteTable([*routes, ("GET", OPENAPI_PATH)]))
+        self.app.use([json_object_bodies])
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Api:
+        return cls(Services(ApiSettings.from_env(env)))
+
+    @property
+    def document(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self._document)
+        return parsed
+
+    def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return self.app.resolve(dict(event), context)
+
+
+def json_object_bodies(
+    app: APIGatewayHttpResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """Every body is a JSON object: 400 when not JSON, 422 for any other JSON value.
+
+    (Powertools' validation would otherwise take the first element of an array body.)
+    """
+    event = app.current_event
+    if event.http_method.upper() in ("POST", "PUT", "PATCH") and event.body:
+        try:
+            body = json.loads(event.decoded_body)
+        except (ValueError, RecursionError):
+            return problems.problem(400, "the request body is not valid JSON")
+        if not isinstance(body, dict):
+            return problems.invalid("body", "must be a JSON object")
+    return next_middleware(app)
+
+
+def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
+    """The OpenAPI document of ``app`` with every error response as problem+json."""
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(title=TITLE, version=VERSION, description=DESCRIPTION)
+    )
+    document = copy.deepcopy(document)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["Problem"] = problem_schema
+    problem_content = {problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status in ("422", "500"):
+                responses[status] = {
+                    "description": "Invalid request" if status == "422" else "Internal error",
+                    "content": problem_content,
+                }
+            if "requestBody" in operation:
+                responses["400"] = {"description": "Body is not JSON", "content": problem_content}
+            for status in ("503",):
+                responses.setdefault(
+                    status, {"description": "Unavailable", "content": problem_content}
+                )
+            if "204" in responses:
+                responses["204"].pop("content", None)
+    document["security"] = [{"sigv4": []}]
+    document.setdefault("components", {})["securitySchemes"] = {
+        "sigv4": {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "description": "AWS Signature Version 4 (IAM), e.g. awscurl --service execute-api",
+        }
+    }
+    return document
