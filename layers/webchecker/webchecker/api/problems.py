@@ -133,6 +133,11 @@ def install(app: APIGatewayHttpResolver, routes: RouteTable) -> None:
             422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
         )
 
+    @app.exception_handler([RecursionError, UnicodeDecodeError])
+    def unreadable_body(error: Exception) -> Response[str]:
+        # raised while Powertools decodes the body: nested too deeply, or not UTF-8
+        return problem(400, "the request body is not valid JSON (too deeply nested, or not UTF-8)")
+
     @app.exception_handler(SiteError)
     def site_invalid(error: SiteError) -> Response[str]:
         field = error.field or "site"  # the whole object (unknown keys, size)
