@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from webchecker.exceptions import WebcheckerError
 
-SUBCOMMANDS = ("sites", "db", "report", "invoke", "local")
+SUBCOMMANDS = ("sites", "db", "report", "invoke", "local", "topic", "replay", "preflight")
 
 
 def build_parser() -> argparse.ArgumentParser:
