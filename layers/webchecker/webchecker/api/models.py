@@ -82,6 +82,10 @@ class SiteObject(BaseModel):
     follow_redirects: bool
     verify_tls: bool
     enabled: bool
+    tags: list[str] = Field(default_factory=list)
+    failure_threshold: int = 2
+    success_threshold: int = 2
+    alerts: bool = True
 
 
 class SitePage(BaseModel):
