@@ -90,3 +90,14 @@ def test_database_down_is_503_without_a_trace_or_the_password(
     assert reply.status == 503 and reply.content_type == "application/problem+json"
     assert secret not in reply.text and "Traceback" not in reply.text
     assert str(port) not in reply.text
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded"]
+)
+def test_a_body_not_sent_as_json_is_415(api: ApiClient, content_type: str) -> None:
+    reply = api("add-site", headers={"Content-Type": content_type})
+    assert reply.status == 415 and reply.content_type == "application/problem+json"
+    assert "application/json" in reply.json["detail"]
+    # an unknown route stays 404/405 whatever the body
+    assert api("add-site", path="/v1/nowhere", headers={"Content-Type": content_type}).status == 404

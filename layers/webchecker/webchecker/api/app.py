@@ -9,13 +9,13 @@ served at ``GET /v1/openapi.json`` and committed as ``docs/openapi.json``.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from webchecker.api import incidents, maintenance, problems, results, sites, subscriptions
@@ -53,8 +53,8 @@ class Api:
             for path, operations in json.loads(self._document)["paths"].items()
             for method in operations
         ]
-        problems.install(self.app, problems.RouteTable([*routes, ("GET", OPENAPI_PATH)]))
-        self.app.use([json_object_bodies])
+        self.routes = problems.RouteTable([*routes, ("GET", OPENAPI_PATH)])
+        problems.install(self.app, self.routes)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Api:
@@ -66,25 +66,48 @@ class Api:
         return parsed
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        refused = self._refuse_body(event)
+        if refused is not None:
+            return refused
         return self.app.resolve(dict(event), context)
 
+    def _refuse_body(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Every body is one JSON object sent as JSON: 415, 400 or 422 before validation.
 
-def json_object_bodies(
-    app: APIGatewayHttpResolver, next_middleware: NextMiddleware
-) -> Response[Any]:
-    """Every body is a JSON object: 400 when not JSON, 422 for any other JSON value.
-
-    (Powertools' validation would otherwise take the first element of an array body.)
-    """
-    event = app.current_event
-    if event.http_method.upper() in ("POST", "PUT", "PATCH") and event.body:
+        (Powertools would otherwise parse form bodies too, and take the first element of
+        an array body.) Only for routes that take a body: an unknown one stays 404/405.
+        """
+        http = (event.get("requestContext") or {}).get("http") or {}
+        method = str(http.get("method", "")).upper()
+        body = event.get("body")
+        if method not in ("POST", "PUT", "PATCH") or not body:
+            return None
+        if method not in self.routes.allowed(str(event.get("rawPath", ""))):
+            return None
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            return payload(
+                problems.problem(415, "send the body as JSON with Content-Type: application/json")
+            )
         try:
-            body = json.loads(event.decoded_body)
+            raw = base64.b64decode(body) if event.get("isBase64Encoded") else str(body).encode()
+            parsed = json.loads(raw.decode("utf-8"))
         except (ValueError, RecursionError):
-            return problems.problem(400, "the request body is not valid JSON")
-        if not isinstance(body, dict):
-            return problems.invalid("body", "must be a JSON object")
-    return next_middleware(app)
+            return payload(problems.problem(400, "the request body is not valid JSON"))
+        if not isinstance(parsed, dict):
+            return payload(problems.invalid("body", "must be a JSON object"))
+        return None
+
+
+def payload(response: Response[str]) -> dict[str, Any]:
+    """A problem response in the payload 2.0 response format."""
+    return {
+        "statusCode": response.status_code,
+        "headers": {"Content-Type": problems.PROBLEM_JSON, **(response.headers or {})},
+        "body": response.body,
+        "isBase64Encoded": False,
+    }
 
 
 def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
@@ -110,6 +133,10 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
                 }
             if "requestBody" in operation:
                 responses["400"] = {"description": "Body is not JSON", "content": problem_content}
+                responses["415"] = {
+                    "description": "Body is not sent as application/json",
+                    "content": problem_content,
+                }
             for status in ("503",):
                 responses.setdefault(
                     status, {"description": "Unavailable", "content": problem_content}

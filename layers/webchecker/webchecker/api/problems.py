@@ -18,7 +18,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from webchecker.exceptions import (
@@ -132,6 +135,10 @@ def install(app: APIGatewayHttpResolver, routes: RouteTable) -> None:
         return problem(
             422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
         )
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_type(_: RequestUnsupportedContentType) -> Response[str]:
+        return problem(415, "send the body as JSON with Content-Type: application/json")
 
     @app.exception_handler([RecursionError, UnicodeDecodeError])
     def unreadable_body(error: Exception) -> Response[str]:
