@@ -30,6 +30,7 @@ HANDLERS = {
     "scheduler-eventbridge-scheduler.json": "scheduler",
     "writer-msk.json": "writer",
     "writer-msk-poison.json": "writer",
+    "api-list-sites.json": "api",
 }
 
 
@@ -108,3 +109,12 @@ def test_writer_fixture(name: str, database_url: str) -> None:
         stored = connection.run("SELECT count(*) FROM webchecker.checks")[0][0]
         kept = connection.run("SELECT count(*) FROM webchecker.check_rejects")[0][0]
     assert (stored, kept) == (first["inserted"], first["rejected"])
+
+
+def test_api_fixture(ssm_client: Any, database_url: str) -> None:
+    put_parameters(ssm_client, {"/webchecker/sites/example": {"url": "https://example.com/"}})
+    event = json.loads((ROOT / "events" / "api-list-sites.json").read_text())
+    env = {"DATABASE_URL": database_url, "SITES_PATH": "/webchecker/sites"}
+    response = run("api", event, env)
+    assert response["statusCode"] == 200, response
+    assert [site["id"] for site in json.loads(response["body"])["sites"]] == ["example"]
