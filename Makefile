@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install tools test pytest lint bench run invoke build preflight deploy smoke clean lock
+.PHONY: install tools test pytest lint bench run invoke build preflight deploy smoke clean lock openapi
 
 # .venv is rebuilt whenever the pinned requirements change.
 $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt pyproject.toml
@@ -93,6 +93,10 @@ bench: install
 ## run: the whole pipeline on loopback (embedded Kafka, PostgreSQL, Parameter Store), live status
 run: install
 	$(VENV)/bin/webchecker local $(RUN_ARGS)
+
+## openapi: regenerate docs/openapi.json from the API's routes and models (a test keeps them equal)
+openapi: install
+	$(PY) -m webchecker.api.document > docs/openapi.json
 
 ## lock: re-pin requirements/dev.txt from pyproject.toml (run after changing dependencies)
 lock:

@@ -33,6 +33,7 @@ def banner(stack: LocalStack) -> list[str]:
         f"  Kafka            {stack.bootstrap_servers}  ({kafka}, topic {stack.settings.topic})",
         f"  PostgreSQL       {redact_url(stack.database_url)}  ({database})",
         f"  Demo targets     {stack.demo.url('/')}  (it lists its endpoints)",
+        f"  REST API         {stack.rest_api.url}/v1/  (OpenAPI: /v1/openapi.json)",
         f"  Logs             {stack.log_dir}/",
         f"  Tick             every {stack.settings.tick_seconds:g}s = one scheduler minute",
         *(f"  Note             {note}" for note in notes),
@@ -42,6 +43,7 @@ def banner(stack: LocalStack) -> list[str]:
         f"  {command} sites list",
         f"  {command} report",
         f"  {command} topic --count 5      # the latest check results on the Kafka topic",
+        '  curl -s "$WEBCHECKER_API_URL/v1/sites"',
         f'  {_psql_command()} "$DATABASE_URL"',
         "",
     ]
