@@ -34,6 +34,7 @@ def banner(stack: LocalStack) -> list[str]:
         f"  PostgreSQL       {redact_url(stack.database_url)}  ({database})",
         f"  Demo targets     {stack.demo.url('/')}  (it lists its endpoints)",
         f"  REST API         {stack.rest_api.url}/v1/  (OpenAPI: /v1/openapi.json)",
+        f"  Status page      {stack.status_site.url}  (rendered every tick)",
         f"  Logs             {stack.log_dir}/",
         f"  Tick             every {stack.settings.tick_seconds:g}s = one scheduler minute",
         *(f"  Note             {note}" for note in notes),
