@@ -83,7 +83,7 @@ def setup_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
         "KAFKA_AUTH": "none",
         "KAFKA_TOPIC": f"setup-{uuid.uuid4().hex[:10]}",
         "KAFKA_TOPIC_PARTITIONS": "3",
-        "KAFKA_TOPIC_RETENTION_MS": "604800000",
+        "KAFKA_TOPIC_RETENTION_MS": "691200000",
         "DATABASE_URL": database_url,
     }
 
