@@ -473,3 +473,26 @@ def test_every_parameter_in_the_guide_and_samconfig_exists_and_every_one_is_docu
     assert parameters - tabled == set(), "template parameters missing from docs/deploy.md"
     for environment in ENVIRONMENTS:
         assert set(samconfig_overrides(environment)) - parameters == set(), environment
+
+
+def test_the_guides_use_the_environments_sites_path_and_database_name(
+    template: dict[str, Any],
+) -> None:
+    paths = {samconfig_overrides(e)["SitesPath"] for e in ENVIRONMENTS}
+    names = {
+        samconfig_overrides(e).get(
+            "DatabaseName", template["Parameters"]["DatabaseName"]["Default"]
+        )
+        for e in ENVIRONMENTS
+    }
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Deploy to AWS", 1)[1].split("\n## ", 1)[0]
+    guide = (ROOT / "docs/deploy.md").read_text()
+    for text in (quick, guide):
+        used = set(re.findall(r"SITES_PATH=(\S+)", text))
+        assert used, "the guide must say where the sites go"
+        assert used <= paths, used
+        assert set(re.findall(r"DB_NAME=(\w+)", text)) <= names
+    # the quick deploy sets SITES_PATH before it adds a site
+    assert quick.index("SITES_PATH=/webchecker/dev/sites") < quick.index("sites add")
+    assert samconfig_overrides("default")["SitesPath"] == "/webchecker/dev/sites"
