@@ -69,7 +69,7 @@ preflight: install
 
 deploy: preflight
 	$(MAKE) --no-print-directory build
-	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) --config-file $(SAMCONFIG) $(REGION_ARG)
+	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) --config-file $(abspath $(SAMCONFIG)) $(REGION_ARG)
 
 ## invoke: a handler on an event file without Docker, e.g. make invoke FUNCTION=writer EVENT=events/writer-msk.json
 invoke: install
