@@ -34,7 +34,7 @@ import httpx
 
 from webchecker.check.connection import CheckFailure, Phases, open_stream
 from webchecker.check.guard import IPNetwork, parse_networks
-from webchecker.config import env_bool, env_int, env_optional, env_str
+from webchecker.config import env_bool, env_float, env_int, env_optional, env_str
 from webchecker.exceptions import ConfigurationError
 from webchecker.results import CheckResult, truncate_detail
 from webchecker.sites import Site
@@ -42,6 +42,7 @@ from webchecker.sites import Site
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 100
+DEFAULT_SPREAD_SECONDS = 0.0
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_REDIRECTS = 10
 DEFAULT_USER_AGENT = "Webchecker/0.1 (website availability monitor)"
@@ -66,8 +67,15 @@ class ProbeSettings:
     user_agent: str = DEFAULT_USER_AGENT
     ca_bundle: str | None = None
     region: str | None = None
+    # The starts of one invocation's checks are spaced evenly over this many seconds, so a
+    # small CPU share is never asked for all the TLS handshakes at once (bench_realistic).
+    spread_seconds: float = DEFAULT_SPREAD_SECONDS
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.spread_seconds <= 600.0:  # also refuses NaN
+            raise ConfigurationError(
+                f"spread_seconds must be between 0 and 600, got {self.spread_seconds}"
+            )
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.max_body_bytes < 0:
@@ -94,6 +102,11 @@ class ProbeSettings:
                 f"CHECKER_ALLOWED_NETWORKS={raw_networks!r}: {error} "
                 "(expected comma-separated networks such as 10.1.2.0/24)"
             ) from None
+        spread_seconds = env_float(
+            "CHECKER_SPREAD_SECONDS", DEFAULT_SPREAD_SECONDS, env, minimum=0.0, maximum=600.0
+        )
+        if spread_seconds != spread_seconds:  # NaN passes every range check
+            raise ConfigurationError("CHECKER_SPREAD_SECONDS='nan': expected seconds, 0 to 600")
         return cls(
             concurrency=env_int(
                 "CHECKER_CONCURRENCY", DEFAULT_CONCURRENCY, env, minimum=1, maximum=10_000
@@ -109,19 +122,30 @@ class ProbeSettings:
             user_agent=env_str("CHECKER_USER_AGENT", DEFAULT_USER_AGENT, env),
             ca_bundle=ca_bundle,
             region=env_optional("AWS_REGION", env),
+            spread_seconds=spread_seconds,
         )
 
 
 async def check_sites(
     sites: Sequence[Site], *, scheduled_at: datetime, settings: ProbeSettings
 ) -> list[CheckResult]:
-    """Checks every site, at most ``settings.concurrency`` at a time; results in site order."""
+    """Checks every site, at most ``settings.concurrency`` at a time; results in site order.
+
+    With ``settings.spread_seconds`` the i-th check starts no earlier than
+    ``i * spread_seconds / len(sites)`` after the first one.
+    """
     results: list[CheckResult | None] = [None] * len(sites)
     pending = iter(enumerate(sites))
+    loop = asyncio.get_running_loop()
+    first_start = loop.time()
+    step = settings.spread_seconds / len(sites) if sites else 0.0
 
     async def worker() -> None:
         # Workers share one iterator: no semaphore, no task per site.
         for index, site in pending:
+            wait = first_start + index * step - loop.time()
+            if wait > 0.0:
+                await asyncio.sleep(wait)
             results[index] = await check_site(site, scheduled_at=scheduled_at, settings=settings)
 
     async with asyncio.TaskGroup() as group:
@@ -354,6 +378,10 @@ class _Check:
             tls_ms=phases.tls_ms,
             ttfb_ms=phases.ttfb_ms,
             tls_cert_expires_at=phases.tls_cert_expires_at,
+            tags=site.tags,
+            failure_threshold=site.failure_threshold,
+            success_threshold=site.success_threshold,
+            alerts=site.alerts,
         )
 
 

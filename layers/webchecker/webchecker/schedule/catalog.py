@@ -83,6 +83,10 @@ class SiteStore:
         self._client = client if client is not None else new_ssm_client()
         self._provider = SSMProvider(boto3_client=self._client)
 
+    @property
+    def client(self) -> SSMClient:
+        return self._client
+
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, *, force: bool = False) -> dict[str, str]:
