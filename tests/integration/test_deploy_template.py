@@ -501,3 +501,28 @@ def test_the_guides_use_the_environments_sites_path_and_database_name(
     # the quick deploy sets SITES_PATH before it adds a site
     assert quick.index("SITES_PATH=/webchecker/dev/sites") < quick.index("sites add")
     assert samconfig_overrides("default")["SitesPath"] == "/webchecker/dev/sites"
+
+
+@pytest.mark.parametrize("name", INFRA)
+def test_nested_stacks_get_exactly_the_parameters_they_declare(
+    template: dict[str, Any], infra: dict[str, dict[str, Any]], name: str
+) -> None:
+    application = template["Resources"][name.capitalize()]
+    given = application["Properties"]["Parameters"]
+    declared = infra[name]["Parameters"]
+    assert set(given) <= set(declared)
+    assert {p for p, spec in declared.items() if "Default" not in spec} <= set(given)
+    # a value the root template accepts is accepted by the nested stack too
+    for child, value in given.items():
+        root = value.get("Ref") if isinstance(value, dict) else None
+        if root in template["Parameters"]:
+            assert (
+                template["Parameters"][root].get("AllowedPattern")
+                == declared[child].get("AllowedPattern")
+                or "AllowedPattern" not in declared[child]
+            ), (child, root)
+            assert (
+                template["Parameters"][root].get("AllowedValues")
+                == declared[child].get("AllowedValues")
+                or "AllowedValues" not in declared[child]
+            ), (child, root)
