@@ -89,7 +89,7 @@ preflight: install
 
 deploy: preflight
 	$(MAKE) --no-print-directory build
-	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) --config-file $(SAMCONFIG) $(REGION_ARG) $(DEPLOY_ARGS)
+	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) --config-file $(abspath $(SAMCONFIG)) $(REGION_ARG) $(DEPLOY_ARGS)
 
 ## smoke: after a deploy, one scheduler tick on the deployed stack of ENV; fails saying how to roll back
 smoke: install
