@@ -306,8 +306,8 @@ class LocalStack(Service):
                         name=CHECKER,
                         path=root / "functions/checker/app.py",
                         concurrency=settings.checker_workers,
-                        memory_mb=1024,
-                        timeout_s=120,
+                        memory_mb=256,
+                        timeout_s=180,
                     ),
                     FunctionSpec(
                         name=WRITER,
