@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install tools test pytest lint bench run invoke build deploy clean lock
+.PHONY: install tools test pytest lint bench run invoke build preflight deploy smoke clean lock
 
 # .venv is rebuilt whenever the pinned requirements change.
 $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt pyproject.toml
@@ -49,16 +49,37 @@ lint: install tools
 	$(TOOLS)/sam/bin/cfn-lint template.yaml
 	$(TOOLS)/sam/bin/sam validate --lint --region us-east-1
 	$(TOOLS)/checkov/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+	for t in infra/*.yaml; do $(TOOLS)/sam/bin/cfn-lint $$t && $(TOOLS)/checkov/bin/checkov --file $$t --framework cloudformation --quiet --compact --skip-download || exit 1; done
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(TOOLS)/sam/bin/cfn-lint ci/github-oidc.yaml
+	$(TOOLS)/checkov/bin/checkov --file ci/github-oidc.yaml --framework cloudformation --quiet --compact --skip-download
 	$(MAKE) --no-print-directory build
 
 ## build: sam build without Docker (layers cross-built for arm64 + Python 3.13 from wheels)
 build: tools
 	$(TOOLS)/sam/bin/sam build
 
-## deploy: sam build, then sam deploy with the samconfig.toml environment ENV (default, staging, prod)
+## deploy: preflight, sam build, sam deploy with the samconfig.toml environment ENV (default, staging, prod)
+# DEPLOY_ARGS: more sam deploy options (CI: --no-confirm-changeset --role-arn ARN).
+# The region is REGION, else AWS_REGION, else your AWS configuration (none is pinned in
+# samconfig.toml). preflight refuses, naming the value, a placeholder or missing value, no
+# region, or too little Lambda concurrency for prod's reserved checker executions.
 ENV ?= default
-deploy: build
-	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV)
+SAMCONFIG ?= samconfig.toml
+REGION ?= $(AWS_REGION)
+REGION_ARG := $(if $(REGION),--region $(REGION))
+preflight: install
+	$(VENV)/bin/webchecker preflight --config-env $(ENV) --config $(SAMCONFIG) $(REGION_ARG) $(PREFLIGHT_ARGS)
+
+deploy: preflight
+	$(MAKE) --no-print-directory build
+	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) --config-file $(SAMCONFIG) $(REGION_ARG) $(DEPLOY_ARGS)
+
+## smoke: after a deploy, one scheduler tick on the deployed stack of ENV; fails saying how to roll back
+smoke: install
+	$(VENV)/bin/webchecker smoke --config-env $(ENV)
 
 ## invoke: a handler on an event file without Docker, e.g. make invoke FUNCTION=writer EVENT=events/writer-msk.json
 invoke: install

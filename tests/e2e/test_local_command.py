@@ -18,6 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from webchecker.local.env_file import read as read_env_file
+
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 WEBCHECKER = [sys.executable, "-m", "webchecker"]
@@ -60,13 +62,13 @@ def checks_of(output: str, site_id: str) -> int:
     return int(rows[-1])
 
 
-def run_for(state_dir: Path, seconds: int) -> str:
+def run_for(state_dir: Path, seconds: int, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
         local_command(state_dir, "--duration", str(seconds)),
         capture_output=True,
         text=True,
         timeout=120,
-        env=clean_env(),
+        env=env or clean_env(),
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -109,15 +111,19 @@ def test_runs_continues_and_survives_being_killed(state_dir: Path) -> None:
         postmaster = int((state_dir / "postgres" / "postmaster.pid").read_text().split()[0])
         children = [child.pid for child in psutil.Process(process.pid).children()]
         assert children
+        sourced = read_env_file(env_file)  # what `source .webchecker/env` set in a terminal
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     # Its servers are still there...
     assert all(psutil.pid_exists(pid) for pid in [*helpers, postmaster])
 
-    # ... and the next run finds and stops them, then works, and the count goes on
-    # (the database and the site list are kept).
-    third = run_for(state_dir, 2)
+    # ... and the next run, from a terminal that sourced the killed run's env file (its
+    # DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS are stale), finds and stops them, starts its
+    # own, then works, and the count goes on (the database and the site list are kept).
+    third = run_for(state_dir, 2, env={**clean_env(), **sourced})
+    assert "Note             KAFKA_BOOTSTRAP_SERVERS: an earlier run's" in third, third
+    assert "Note             DATABASE_URL: this stack's embedded database" in third, third
     assert re.search(r"^ok\s+demo-healthy\s+200\s", third, re.M), third
     assert checks_of(third, "demo-healthy") > checked
     for pid in [*helpers, postmaster, *children]:

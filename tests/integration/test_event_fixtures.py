@@ -30,6 +30,7 @@ HANDLERS = {
     "scheduler-eventbridge-scheduler.json": "scheduler",
     "writer-msk.json": "writer",
     "writer-msk-poison.json": "writer",
+    "statuspage-scheduled.json": "statuspage",
 }
 
 
@@ -108,3 +109,22 @@ def test_writer_fixture(name: str, database_url: str) -> None:
         stored = connection.run("SELECT count(*) FROM webchecker.checks")[0][0]
         kept = connection.run("SELECT count(*) FROM webchecker.check_rejects")[0][0]
     assert (stored, kept) == (first["inserted"], first["rejected"])
+
+
+@pytest.mark.postgres
+def test_statuspage_fixture(aws: None, database_url: str) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(
+        Bucket="status-page", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    event = json.loads((ROOT / "events" / "statuspage-scheduled.json").read_text())
+
+    result = run(
+        "statuspage", event, {"DATABASE_URL": database_url, "STATUS_BUCKET": "status-page"}
+    )
+
+    assert result == {"sites": 0, "files": 2, "bytes": result["bytes"]}
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket="status-page")["Contents"]}
+    assert keys == {"index.html", "status.json"}

@@ -14,13 +14,13 @@ import os
 import re
 import subprocess
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.decode import decode
 
+from tests.cfn import samconfig_overrides as overrides
 from webchecker.sites import Site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +28,12 @@ FUNCTIONS = {
     "SchedulerFunction": "scheduler",
     "CheckerFunction": "checker",
     "WriterFunction": "writer",
+    "StatuspageFunction": "statuspage",
 }
 LAYERS = {"WebcheckerLayer": "layers/webchecker/", "DependenciesLayer": "layers/dependencies/"}
-QUEUES = ("DeadLetterQueue", "WriterFailureQueue")
+# The pipeline's functions, and every function the template builds (the deploy's Setup too).
+BUILT = {**FUNCTIONS, "SetupFunction": "setup"}
+QUEUES = ("DeadLetterQueue",)
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +59,6 @@ def function_env(template: dict[str, Any], name: str) -> dict[str, Any]:
     return variables
 
 
-def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every IAM statement of the template (SAM Policies and the roles), with its owner."""
-    for name, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
-        documents = [p for p in properties.get("Policies", []) if isinstance(p, dict)]
-        for document in documents:
-            body = document.get("PolicyDocument", document)
-            for statement in body.get("Statement", []):
-                if "Fn::If" in statement:  # conditional statements: the branch that exists
-                    statement = statement["Fn::If"][1]
-                yield name, statement
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def makefile_targets(path: Path) -> set[str]:
     return set(re.findall(r"^([A-Za-z0-9_-]+):", path.read_text(), flags=re.MULTILINE))
 
@@ -93,7 +79,7 @@ def test_globals_run_python_313_on_arm64_with_tracing_powertools_and_both_layers
     assert function["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "Webchecker"
 
 
-@pytest.mark.parametrize(("logical_id", "name"), FUNCTIONS.items())
+@pytest.mark.parametrize(("logical_id", "name"), BUILT.items())
 def test_each_function_is_built_by_its_makefile_from_its_handler(
     template: dict[str, Any], logical_id: str, name: str
 ) -> None:
@@ -181,25 +167,26 @@ def test_checker_async_invokes_have_bounded_retries_a_dlq_and_reserved_concurren
     assert reserved[:2] == ["HasCheckerReservedConcurrency", {"Ref": "CheckerReservedConcurrency"}]
 
 
-def test_writer_reads_msk_from_the_start_in_bounded_retries_with_a_failure_destination(
+def test_writer_reads_msk_from_the_start_and_retries_while_the_topic_keeps_records(
     template: dict[str, Any],
 ) -> None:
     (event,) = props(template, "WriterFunction")["Events"].values()
     assert event["Type"] == "MSK"
     msk = event["Properties"]
-    assert msk["Stream"] == {"Ref": "MskClusterArn"}
+    assert msk["Stream"]["Fn::If"][2] == {"Ref": "MskClusterArn"}
     assert msk["Topics"] == [{"Ref": "KafkaTopic"}]
     assert msk["StartingPosition"] == "TRIM_HORIZON"
     assert msk["BatchSize"] == {"Ref": "WriterBatchSize"}
     assert msk["MaximumBatchingWindowInSeconds"] == {"Ref": "WriterBatchWindowSeconds"}
-    assert msk["BisectBatchOnFunctionError"] is True
+    assert msk["BisectBatchOnFunctionError"] is False
     assert msk["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": ["WriterFailureQueue", "Arn"]
+        "Fn::GetAtt": ["WriterFailureBucket", "Arn"]
     }
-    # Bounded: never -1 (infinite), which would stall a partition behind one bad batch.
+    # -1 retries until the database is back, bounded by the records' age (the topic's
+    # retention): an outage loses nothing, a batch never waits forever.
     retries = template["Parameters"][msk["MaximumRetryAttempts"]["Ref"]]
-    assert retries["MinValue"] >= 0
-    assert retries["MaxValue"] <= 10000
+    assert (retries["Default"], retries["MinValue"], retries["MaxValue"]) == (-1, -1, 10000)
+    assert msk["MaximumRecordAgeInSeconds"] == 604800  # Lambda's longest
     # Lambda offers retry controls for Kafka mappings in provisioned mode.
     assert set(msk["ProvisionedPollerConfig"]) == {"MinimumPollers", "MaximumPollers"}
     assert template["Parameters"]["WriterBatchSize"]["MaxValue"] == 10000
@@ -254,7 +241,15 @@ def test_writer_lag_and_silence_alarms(template: dict[str, Any]) -> None:
 
 def test_every_alarm_notifies_the_alarm_topic(template: dict[str, Any]) -> None:
     alarms = resources(template, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 7
+    pipeline = {
+        "SchedulerErrorsAlarm",
+        "CheckerErrorsAlarm",
+        "WriterErrorsAlarm",
+        "DeadLetterQueueAlarm",
+        "WriterOffsetLagAlarm",
+        "NoChecksWrittenAlarm",
+    }
+    assert pipeline <= set(alarms)
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
@@ -263,75 +258,25 @@ def test_outputs_name_existing_resources(template: dict[str, Any]) -> None:
     # SAM names the writer's mapping <function><event>; the rest are template resources.
     known = set(template["Resources"]) | set(template["Parameters"]) | {"WriterFunctionMskChecks"}
     for output in template["Outputs"].values():
-        assert output["Value"]["Ref"] in known
+        text = json.dumps(output["Value"])
+        named = re.findall(r'"Ref": "(\w+)"|"Fn::GetAtt": \["(\w+)"|\$\{(\w+)[.}]', text)
+        assert named, output
+        for ref, attribute, substituted in named:
+            assert (ref or attribute or substituted) in known, output
 
 
 # -- permissions and secrets --------------------------------------------------------------------
 
 
-def test_no_statement_allows_any_resource_or_wildcard_action(template: dict[str, Any]) -> None:
-    found = list(statements(template))
-    assert len(found) >= 8
-    for owner, statement in found:
-        assert statement["Effect"] == "Allow"
-        if all(action.startswith("ec2:Describe") for action in as_list(statement["Action"])):
-            continue  # read-only, and EC2 offers no resource-level scope for them
-        for resource in as_list(statement["Resource"]):
-            text = json.dumps(resource)
-            # The one wildcard: the parameters below the sites path (read recursively).
-            assert "*" not in text.replace("parameter${SitesPath}/*", ""), (owner, text)
-        for action in as_list(statement["Action"]):
-            assert "*" not in action, (owner, action)
-
-
-def test_statements_name_the_exact_resources(template: dict[str, Any]) -> None:
-    by_action = {
-        action: (owner, statement["Resource"])
-        for owner, statement in statements(template)
-        for action in as_list(statement["Action"])
-    }
-    ssm = as_list(by_action["ssm:GetParametersByPath"][1])
-    assert all("parameter${SitesPath}" in resource["Fn::Sub"] for resource in ssm)
-    assert by_action["lambda:InvokeFunction"] == (
-        "SchedulerFunction",
-        {"Fn::GetAtt": ["CheckerFunction", "Arn"]},
-    )
-    assert by_action["kafka-cluster:WriteData"][0] == "CheckerFunction"
-    assert (
-        ":topic/${Cluster}/${Uuid}/${KafkaTopic}"
-        in by_action["kafka-cluster:WriteData"][1]["Fn::Sub"][0]
-    )
-    assert by_action["kafka-cluster:Connect"][1] == {"Ref": "MskClusterArn"}
-    assert (
-        ":group/${Cluster}/${Uuid}/${WriterConsumerGroupId}"
-        in (by_action["kafka-cluster:AlterGroup"][1]["Fn::Sub"][0])
-    )
-    assert by_action["sqs:SendMessage"] == (
-        "WriterRole",
-        {"Fn::GetAtt": ["WriterFailureQueue", "Arn"]},
-    )
-    assert by_action["secretsmanager:GetSecretValue"] == (
-        "WriterRole",
-        {"Ref": "DatabaseSecretArn"},
-    )
-    assert (
-        ":dbuser:${DatabaseResourceId}/${DatabaseUser}"
-        in (by_action["rds-db:connect"][1]["Fn::Sub"])
-    )
-
-
-def test_database_credentials_are_conditional_on_the_chosen_auth(template: dict[str, Any]) -> None:
-    policy = props(template, "WriterRole")["Policies"][0]["PolicyDocument"]["Statement"]
-    conditional = {s["Fn::If"][0]: s["Fn::If"][1]["Sid"] for s in policy if "Fn::If" in s}
-    assert conditional == {"UseDbSecret": "DatabasePassword", "UseDbIam": "DatabaseIamToken"}
-    assert set(template["Rules"]) == {"SecretAuthNeedsSecret", "IamAuthNeedsResourceId"}
+# Exact resources, the GetBootstrapBrokers exception and the database login policy are
+# checked on the rendered template for both deploy paths in test_deploy_template.py.
 
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|CREDENTIAL", re.IGNORECASE)
 CREDENTIALS_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
 
-@pytest.mark.parametrize("logical_id", FUNCTIONS)
+@pytest.mark.parametrize("logical_id", BUILT)
 def test_no_secret_in_any_environment(template: dict[str, Any], logical_id: str) -> None:
     for name, value in function_env(template, logical_id).items():
         if SECRET_NAME.search(name):
@@ -361,7 +306,7 @@ def package_env_names() -> set[str]:
     return {name for name in names if re.fullmatch(r"[A-Z][A-Z0-9_]+", name)}
 
 
-@pytest.mark.parametrize("logical_id", FUNCTIONS)
+@pytest.mark.parametrize("logical_id", BUILT)
 def test_environment_holds_only_variables_the_code_reads(
     template: dict[str, Any], logical_id: str
 ) -> None:
@@ -404,34 +349,36 @@ def test_example_site_is_valid_for_the_site_model(template: dict[str, Any]) -> N
 # -- samconfig.toml ----------------------------------------------------------------------------
 
 
-def overrides(section: dict[str, Any]) -> dict[str, str]:
-    pairs = section["parameter_overrides"]
-    return dict(re.fullmatch(r'(\w+)="(.*)"', pair).groups() for pair in pairs)  # type: ignore[union-attr]
-
-
 @pytest.mark.parametrize("environment", ["default", "staging", "prod"])
-def test_samconfig_environment_sets_every_required_parameter(
+def test_samconfig_environment_deploys_from_zero_without_placeholders(
     template: dict[str, Any], environment: str
 ) -> None:
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
-    deploy = config[environment]["deploy"]["parameters"]
-    assert deploy["stack_name"].startswith("webchecker")
-    assert deploy["capabilities"] == "CAPABILITY_IAM"
-    assert deploy["region"]
-    given = overrides(deploy)
+    shared = config[environment]["global"]["parameters"]
+    assert shared["stack_name"].startswith("webchecker")
+    # nested applications (infra/) need AUTO_EXPAND; the roles need IAM
+    assert shared["capabilities"].split() == ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
+    for command, section in config[environment].items():
+        # the region comes from the AWS configuration (or REGION=): no command pins another
+        assert "region" not in section["parameters"], command
+        assert "parameter_overrides" not in section["parameters"] or command == "global"
+        assert "<" not in json.dumps(section), command
+    given = overrides(environment)
     assert set(given) <= set(template["Parameters"])
     required = {name for name, p in template["Parameters"].items() if "Default" not in p}
     assert required <= set(given)
-    if given.get("DatabaseAuth", "secret") == "secret":
-        assert given["DatabaseSecretArn"]
-    else:
-        assert given["DatabaseResourceId"]
+    # from zero: the network, the cluster and the database are the stack's own
+    assert not {"VpcSubnetIds", "MskClusterArn", "DatabaseHost"} & set(given)
+    assert (
+        given["SitesPath"]
+        == f"/webchecker/{'dev' if environment == 'default' else environment}/sites"
+    )
 
 
 def test_samconfig_stacks_are_distinct() -> None:
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
     stacks = [
-        config[env]["deploy"]["parameters"]["stack_name"] for env in ("default", "staging", "prod")
+        config[env]["global"]["parameters"]["stack_name"] for env in ("default", "staging", "prod")
     ]
     assert len(set(stacks)) == 3
 
@@ -439,7 +386,7 @@ def test_samconfig_stacks_are_distinct() -> None:
 # -- the makefile builds (sam build runs the same targets; the dependencies layer in make lint) --
 
 
-@pytest.mark.parametrize(("logical_id", "name"), FUNCTIONS.items())
+@pytest.mark.parametrize(("logical_id", "name"), BUILT.items())
 def test_function_makefile_puts_the_handler_in_the_artifacts_dir(
     tmp_path: Path, logical_id: str, name: str
 ) -> None:
@@ -471,3 +418,100 @@ def test_webchecker_layer_makefile_ships_the_package_without_bytecode(tmp_path: 
     assert shipped == {p.relative_to(source) for p in source.rglob("*.py")}
     assert not list(artifacts.rglob("__pycache__"))
     assert not list(artifacts.rglob("*.pyc"))
+
+
+@pytest.mark.parametrize(
+    ("pems", "shipped"), [([], []), (["rds-global-bundle.pem"], ["rds-global-bundle.pem"])]
+)
+def test_webchecker_layer_builds_with_or_without_ca_bundles(
+    tmp_path: Path, pems: list[str], shipped: list[str]
+) -> None:
+    # The Makefile reads certs/ next to itself: build a copy of the layer's folder whose
+    # certs/ holds only a note (no .pem), or one bundle.
+    layers = tmp_path / "layers"
+    (layers / "webchecker" / "certs").mkdir(parents=True)
+    (layers / "precompile.mk").write_text((ROOT / "layers/precompile.mk").read_text())
+    makefile = layers / "webchecker" / "Makefile"
+    makefile.write_text((ROOT / "layers/webchecker/Makefile").read_text())
+    (layers / "webchecker" / "webchecker").symlink_to(ROOT / "layers/webchecker/webchecker")
+    (layers / "webchecker" / "certs" / "README.txt").write_text("put CA bundles here\n")
+    for pem in pems:
+        (layers / "webchecker" / "certs" / pem).write_text("-----BEGIN CERTIFICATE-----\n")
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    subprocess.run(
+        ["make", "--makefile", str(makefile), "build-WebcheckerLayer"],
+        cwd=tmp_path,
+        env={**os.environ, "ARTIFACTS_DIR": str(artifacts), "PYTHON313": ""},
+        check=True,
+        capture_output=True,
+    )
+    assert sorted(p.name for p in (artifacts / "certs").iterdir()) == shipped
+    assert (artifacts / "python" / "webchecker" / "__init__.py").is_file()
+
+
+# -- status page --------------------------------------------------------------------------------
+
+
+def test_status_bucket_is_private_encrypted_and_versioned(template: dict[str, Any]) -> None:
+    bucket = props(template, "StatusBucket")
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+
+def test_only_the_distribution_reads_the_bucket_through_origin_access_control(
+    template: dict[str, Any],
+) -> None:
+    allow, deny = props(template, "StatusBucketPolicy")["PolicyDocument"]["Statement"]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject"
+    source = allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":distribution/${StatusPageDistribution}")
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    config = props(template, "StatusPageDistribution")["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["OriginAccessControlId"] == {
+        "Fn::GetAtt": ["StatusPageOriginAccessControl", "Id"]
+    }
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no legacy OAI
+    assert config["DefaultRootObject"] == "index.html"
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    # the custom domain and its certificate are both conditional on the parameters
+    assert config["Aliases"]["Fn::If"][0] == "HasStatusPageDomain"
+    assert config["ViewerCertificate"]["Fn::If"][1]["AcmCertificateArn"] == {
+        "Ref": "StatusPageCertificateArn"
+    }
+
+
+def test_statuspage_runs_every_five_minutes_and_writes_only_into_its_bucket(
+    template: dict[str, Any],
+) -> None:
+    function = props(template, "StatuspageFunction")
+    (event,) = function["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "StatusPageSchedule"}
+    assert template["Parameters"]["StatusPageSchedule"]["Default"] == "rate(5 minutes)"
+    env = function_env(template, "StatuspageFunction")
+    assert env["STATUS_BUCKET"] == {"Ref": "StatusBucket"}
+    writer = function_env(template, "WriterFunction")
+    assert {name: env[name] for name in writer if name.startswith("DB_")} == {
+        name: value for name, value in writer.items() if name.startswith("DB_")
+    }
+    assert function["VpcConfig"] == props(template, "WriterFunction")["VpcConfig"]
+    assert template["Resources"]["StatuspageFunction"]["DependsOn"] == "Setup"
+    policies = function["Policies"]
+    assert {"Ref": "DatabaseClientPolicy"} in policies  # logs in like every database client
+    owned = [s for policy in policies if "Statement" in policy for s in policy["Statement"]]
+    writes = [s for s in owned if s["Action"] == "s3:PutObject"]
+    assert writes == [
+        {
+            "Sid": "WritePage",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": "${StatusBucket.Arn}/*"},
+        }
+    ]

@@ -5,24 +5,32 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
+import stat
+import subprocess
+import urllib.request
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Self
+from urllib.parse import quote, urlsplit
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from webchecker.exceptions import ConfigurationError
+from webchecker.local.demo import DemoServer
+from webchecker.local.embedded.service import Service
+from webchecker.local.env_file import EnvFile
+from webchecker.local.env_file import read as read_env_file
 from webchecker.local.live import LiveView, SiteStatus, format_table
-from webchecker.local.stack import (
-    LocalSettings,
-    SimulatedClock,
-    demo_sites,
-    follow_demo,
-    scheduled_event,
-)
+from webchecker.local.settings import EMBEDDED_KAFKA_VARIABLE, LocalSettings
+from webchecker.local.site_file import demo_sites, follow_demo
+from webchecker.local.stack import LocalStack
+from webchecker.local.ticks import SimulatedClock, scheduled_event
 from webchecker.schedule.plan import tick_from_event
 from webchecker.sites import Site
+from webchecker.store.database import redact_url
 
 OLD, NEW = "http://127.0.0.1:8780", "http://127.0.0.1:9999"
 
@@ -144,3 +152,133 @@ def test_settings_from_env_take_the_services_and_arguments_win() -> None:
     assert settings.database_url == "postgresql://x@h/db"
     assert settings.tick_seconds == 7.0
     assert settings.duration is None
+
+
+class Recorded(Service):
+    """A part that records its starts and stops (and fails to start when told)."""
+
+    def __init__(self, name: str, log: list[str], *, fail: bool = False) -> None:
+        self.name, self.log, self.fail = name, log, fail
+
+    def start(self) -> Self:
+        self.log.append(f"start {self.name}")
+        if self.fail:
+            raise ConfigurationError(f"{self.name} cannot start")
+        return self
+
+    def stop(self) -> None:
+        self.log.append(f"stop {self.name}")
+
+
+def test_parts_start_in_order_and_stop_in_reverse(tmp_path: Path) -> None:
+    stack = LocalStack(LocalSettings(state_dir=tmp_path, demo_port=None))
+    log: list[str] = []
+    stack.parts = [Recorded(name, log) for name in ("a", "b", "c")]
+    with stack:
+        assert log == ["start a", "start b", "start c"]
+    assert log[3:] == ["stop c", "stop b", "stop a"]
+
+
+def test_a_part_failing_to_start_stops_the_ones_before_it(tmp_path: Path) -> None:
+    stack = LocalStack(LocalSettings(state_dir=tmp_path, demo_port=None))
+    log: list[str] = []
+    stack.parts = [Recorded("a", log), Recorded("b", log, fail=True), Recorded("c", log)]
+    with pytest.raises(ConfigurationError, match="b cannot start"):
+        stack.start()
+    # b may have started part of itself: it is stopped too; c never started.
+    assert log == ["start a", "start b", "stop b", "stop a"]
+
+
+# -- issue 9 items 12, 14, 18: the env file, the banner, stale addresses ---------------------
+
+HOSTILE_PASSWORD = "p'a\"ss $HOME `id` \\ ;x"
+
+
+def test_env_file_is_0600_and_any_password_survives_source(tmp_path: Path) -> None:
+    url = f"postgresql://app:{quote(HOSTILE_PASSWORD, safe='')}@127.0.0.1:5432/db"
+    variables = {"DATABASE_URL": url, "ODD": HOSTILE_PASSWORD, "EMPTY": ""}
+    path = tmp_path / "env"
+    path.write_text("old")
+    path.chmod(0o644)
+    EnvFile(path, lambda: variables).start()
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    shown = subprocess.run(
+        ["bash", "-c", f'source {path} && printf "%s\\0%s\\0%s" "$DATABASE_URL" "$ODD" "$EMPTY"'],
+        capture_output=True,
+        check=True,
+        env={"PATH": os.environ["PATH"], "HOME": "/nonexistent"},
+    ).stdout.decode()
+    assert shown.split("\0") == [url, HOSTILE_PASSWORD, ""]
+    assert read_env_file(path) == variables
+
+
+def test_banner_never_shows_a_password_and_names_a_command_that_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = LocalStack(LocalSettings(state_dir=tmp_path, demo_port=None))
+    stack.db.url = f"postgresql://app:{quote(HOSTILE_PASSWORD, safe='')}@db.example:5432/wc"
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # the virtual environment is not active
+
+    text = "\n".join(stack.banner())
+
+    assert "postgresql://app:***@db.example:5432/wc" in text
+    assert quote(HOSTILE_PASSWORD, safe="") not in text
+    assert "p'a" not in text
+    command = next(line.split()[0] for line in stack.banner() if line.endswith(" sites list"))
+    assert command != "webchecker"  # not on this PATH
+    assert subprocess.run([command, "--help"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:secret@h:5/d", "postgresql://u:***@h:5/d"),
+        (
+            "postgresql://u@h/d?password=secret&sslmode=require",
+            "postgresql://u@h/d?password=%2A%2A%2A&sslmode=require",
+        ),
+        ("postgresql://u@/d?host=/tmp/x", "postgresql://u@/d?host=/tmp/x"),
+        ("postgresql://u:p%40ss%3Aw@h/d", "postgresql://u:***@h/d"),
+    ],
+)
+def test_urls_are_shown_without_passwords(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_an_earlier_runs_embedded_broker_in_the_environment_is_not_used() -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:4001", EMBEDDED_KAFKA_VARIABLE: "127.0.0.1:4001"}
+    settings = LocalSettings.from_env(env)
+    assert settings.kafka_bootstrap_servers is None
+    assert settings.ignored
+    assert "KAFKA_BOOTSTRAP_SERVERS" in settings.ignored[0]
+    # A broker the user chose afterwards in that shell is used.
+    chosen = LocalSettings.from_env({**env, "KAFKA_BOOTSTRAP_SERVERS": "10.0.0.1:9092"})
+    assert chosen.kafka_bootstrap_servers == "10.0.0.1:9092"
+    assert chosen.ignored == ()
+
+
+def test_a_database_url_that_does_not_answer_fails_the_start_at_once(tmp_path: Path) -> None:
+    url = f"postgresql://app:s3cret@/db?host={tmp_path / 'no-server-here'}"
+    stack = LocalStack(
+        LocalSettings(state_dir=tmp_path / "state", demo_port=None, database_url=url)
+    )
+
+    with pytest.raises(ConfigurationError) as raised:
+        stack.start()
+
+    message = str(raised.value)
+    assert "DATABASE_URL" in message
+    assert "unset DATABASE_URL" in message
+    assert str(tmp_path / "no-server-here") in message
+    assert "s3cret" not in message
+    assert stack.aws.pid is None  # nothing else was started (the database comes first)
+
+
+def test_the_demo_root_lists_its_endpoints() -> None:
+    with DemoServer() as demo, urllib.request.urlopen(demo.url("/"), timeout=10) as answer:
+        body = answer.read().decode()
+    assert answer.status == 200
+    for path in ("/healthy", "/slow", "/hang", "/failing", "/flapping", "/redirect"):
+        assert f"\n  {path} " in body, body
+    assert "``" not in body

@@ -29,6 +29,10 @@ def test_minimal_site_gets_every_default() -> None:
         "follow_redirects": True,
         "verify_tls": True,
         "enabled": True,
+        "tags": [],
+        "failure_threshold": 2,
+        "success_threshold": 2,
+        "alerts": True,
     }
 
 
@@ -46,10 +50,16 @@ def test_full_site_round_trips() -> None:
         "follow_redirects": False,
         "verify_tls": False,
         "enabled": False,
+        "tags": ["prod", "team.a_1-x"],
+        "failure_threshold": 1,
+        "success_threshold": 10,
+        "alerts": False,
     }
     site = Site.from_dict(raw)
 
     assert site.method == "POST"
+    assert site.tags == ("prod", "team.a_1-x")
+    assert (site.failure_threshold, site.success_threshold, site.alerts) == (1, 10, False)
     assert site.expected_status == ((200, 200), (300, 302))
     assert Site.from_dict(site.to_dict()) == site
     assert json.loads(json.dumps(site.to_dict())) == site.to_dict()
@@ -102,11 +112,24 @@ def test_pattern_is_compiled_once() -> None:
         ({"expected_status": "2xx"}, "expected_status", "range like"),
         ({"expected_status": ["299-200"]}, "expected_status", "low to high"),
         ({"expected_status": [700]}, "expected_status", "100-599"),
-        ({"regex": "("}, "regex", "does not compile"),
+        ({"regex": "("}, "regex", "not accepted by RE2"),
         ({"regex": 3}, "regex", "must be a string"),
         ({"follow_redirects": "yes"}, "follow_redirects", "true or false"),
         ({"verify_tls": 1}, "verify_tls", "true or false"),
         ({"enabled": None}, "enabled", "true or false"),
+        ({"tags": "prod"}, "tags", "list of strings"),
+        ({"tags": ["Prod"]}, "tags", "not a valid tag"),
+        ({"tags": ["x" * 33]}, "tags", "not a valid tag"),
+        ({"tags": [1]}, "tags", "not a valid tag"),
+        ({"tags": ["a", "a"]}, "tags", "listed twice"),
+        ({"tags": [f"t{i}" for i in range(11)]}, "tags", "at most 10"),
+        ({"failure_threshold": 0}, "failure_threshold", "between 1 and 10"),
+        ({"failure_threshold": 11}, "failure_threshold", "between 1 and 10"),
+        ({"failure_threshold": 2.5}, "failure_threshold", "whole number"),
+        ({"failure_threshold": True}, "failure_threshold", "whole number"),
+        ({"success_threshold": "2"}, "success_threshold", "whole number"),
+        ({"success_threshold": -1}, "success_threshold", "between 1 and 10"),
+        ({"alerts": "no"}, "alerts", "true or false"),
     ],
 )
 def test_invalid_field_is_named(changes: dict[str, Any], field: str, fragment: str) -> None:
@@ -202,6 +225,10 @@ site_keys = st.sampled_from(
         "follow_redirects",
         "verify_tls",
         "enabled",
+        "tags",
+        "failure_threshold",
+        "success_threshold",
+        "alerts",
     ]
 )
 almost_sites = st.dictionaries(site_keys, json_values, max_size=8)

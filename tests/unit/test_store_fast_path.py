@@ -25,6 +25,7 @@ _FIELDS = (
     "schema", "check_id", "site_id", "url", "region", "scheduled_at", "checked_at",
     "response_time_ms", "status_code", "ok", "error", "error_detail", "regex_matched",
     "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "tls_cert_expires_at",
+    "tags", "failure_threshold", "success_threshold", "alerts",
 )  # fmt: skip
 _MISSING = object()
 
@@ -58,7 +59,12 @@ def results(draw: st.DrawFn) -> CheckResult:
         tls_ms=draw(millis),
         ttfb_ms=draw(millis),
         tls_cert_expires_at=draw(st.none() | moments),
-    )
+        tags=tuple(draw(st.lists(st.from_regex(r"[a-z0-9][a-z0-9._-]{0,31}", fullmatch=True),
+                                 max_size=10, unique=True))),
+        failure_threshold=draw(st.integers(1, 10)),
+        success_threshold=draw(st.integers(1, 10)),
+        alerts=draw(st.booleans()),
+    )  # fmt: skip
 
 
 # values a producer might send by mistake, or in a form the slow path also accepts
@@ -120,6 +126,14 @@ ODD_VALUES: list[object] = [
     "urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8",
     "6ba7b810-9dad-11d1-80b4-00c04fd430c8\n",
     "6ba7b810-9dad-11d1-80b4-00c04fd430cg",
+    ["prod"],
+    ["prod", "Prod"],
+    ["x" * 33],
+    [f"t{i}" for i in range(11)],
+    [1],
+    10,
+    11,
+    2,
 ]
 odd_values = st.one_of(
     st.sampled_from(ODD_VALUES),
@@ -164,7 +178,7 @@ def assert_agree(raw: bytes) -> bool:
         return False
     if fast is None:
         return False
-    check_id, site_id, hour, ok, latency, line = fast
+    check_id, site_id, hour, ok, latency, line, _ = fast
     assert (check_id, site_id, ok, latency) == (
         slow.check_id,
         slow.site_id,
@@ -309,3 +323,41 @@ def test_the_timestamp_cache_stays_bounded_and_right() -> None:
     assert info.hits > 5000
     assert info.maxsize is not None
     assert info.currsize <= info.maxsize
+
+
+@pytest.mark.parametrize(
+    ("changes", "fast"),
+    [
+        ({"tags": ["prod", "eu"], "failure_threshold": 3, "success_threshold": 1}, True),
+        ({"alerts": False}, True),
+        ({"tags": ["Prod"]}, False),
+        ({"tags": "prod"}, False),
+        ({"failure_threshold": 0}, False),
+        ({"success_threshold": 11}, False),
+        ({"success_threshold": 2.0}, False),
+        ({"alerts": "no"}, False),
+    ],
+)
+def test_site_settings_in_messages_are_validated_on_both_paths(
+    changes: dict[str, Any], fast: bool
+) -> None:
+    raw = _message(**changes)
+    assert assert_agree(raw) is fast
+    if not fast:
+        with pytest.raises(InvalidMessage, match=next(iter(changes))):
+            CheckResult.from_json(raw)
+
+
+def test_messages_without_site_settings_get_the_defaults() -> None:
+    body = json.loads(_message())
+    for name in ("tags", "failure_threshold", "success_threshold", "alerts"):
+        del body[name]
+    result = CheckResult.from_json(json.dumps(body).encode())
+
+    assert (result.tags, result.failure_threshold, result.success_threshold, result.alerts) == (
+        (),
+        2,
+        2,
+        True,
+    )
+    assert assert_agree(json.dumps(body).encode())

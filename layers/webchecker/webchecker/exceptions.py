@@ -9,7 +9,9 @@
      ├── InvalidEvent          a Lambda event does not have the expected shape
      ├── SiteStoreError        Parameter Store (the site list) could not be read or written
      ├── FanoutError           no asynchronous invoke of the checker succeeded
-     └── InvocationFailed      a function run by the local Lambda API raised (or is unknown)
+     ├── InvocationFailed      a function run by the local Lambda API raised (or is unknown)
+     ├── StatusPageError       the status page's files could not be written (directory, S3)
+     └── SmokeCheckFailed      a deployed stack failed the post-deploy smoke check
 
 Third-party exceptions are converted where the library is called, with ``raise ... from``.
 """
@@ -64,3 +66,11 @@ class InvocationFailed(WebcheckerError):
     def __init__(self, message: str, *, error_type: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+class StatusPageError(WebcheckerError):
+    """The status page's files could not be written (a directory or the S3 bucket)."""
+
+
+class SmokeCheckFailed(WebcheckerError):
+    """A deployed stack did not pass the post-deploy smoke check (``webchecker smoke``)."""

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from webchecker.exceptions import InvalidMessage
+from webchecker.sites import DEFAULT_THRESHOLD, MAX_TAGS, MAX_THRESHOLD, MIN_THRESHOLD, TAG_PATTERN
 
 SCHEMA_VERSION = 1
 MAX_ERROR_DETAIL = 500
@@ -61,6 +62,12 @@ class CheckResult:
     tls_ms: float | None = None
     ttfb_ms: float | None = None
     tls_cert_expires_at: datetime | None = None
+    # Copied from the site, so that the writer can move the site's state without the
+    # site list; absent in older messages, which get the site model's defaults.
+    tags: tuple[str, ...] = ()
+    failure_threshold: int = DEFAULT_THRESHOLD
+    success_threshold: int = DEFAULT_THRESHOLD
+    alerts: bool = True
 
     def to_message(self) -> dict[str, Any]:
         """The message as a JSON-ready dict (schema 1 plus the optional fields)."""
@@ -87,6 +94,10 @@ class CheckResult:
                 if self.tls_cert_expires_at is None
                 else format_timestamp(self.tls_cert_expires_at)
             ),
+            "tags": list(self.tags),
+            "failure_threshold": self.failure_threshold,
+            "success_threshold": self.success_threshold,
+            "alerts": self.alerts,
         }
 
     def to_json(self) -> bytes:
@@ -140,7 +151,29 @@ class CheckResult:
             tls_ms=get.optional("tls_ms", _milliseconds),
             ttfb_ms=get.optional("ttfb_ms", _milliseconds),
             tls_cert_expires_at=get.optional("tls_cert_expires_at", _timestamp),
+            tags=get.optional("tags", _tags) or (),
+            failure_threshold=get.optional("failure_threshold", _threshold) or DEFAULT_THRESHOLD,
+            success_threshold=get.optional("success_threshold", _threshold) or DEFAULT_THRESHOLD,
+            alerts=_default(get.optional("alerts", _bool), True),
         )
+
+
+def lenient_threshold(value: object) -> int:
+    """A threshold from a message: 1..10, else the default."""
+    if type(value) is int and 1 <= value <= MAX_THRESHOLD:
+        return value
+    return DEFAULT_THRESHOLD
+
+
+def lenient_tags(value: object) -> tuple[str, ...]:
+    """Tags from a message: the valid ones (at most 10), in order, each once."""
+    if not isinstance(value, list | tuple):
+        return ()
+    tags: list[str] = []
+    for tag in value:
+        if type(tag) is str and TAG_PATTERN.fullmatch(tag) and tag not in tags:
+            tags.append(tag)
+    return tuple(tags[:MAX_TAGS])
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -248,6 +281,29 @@ def _error_kind(value: object) -> str:
     if kind not in ERROR_KINDS:
         raise ValueError(f"must be one of {', '.join(sorted(ERROR_KINDS))}")
     return kind
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError("must be a list of tags")
+    if len(value) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    for tag in value:
+        if type(tag) is not str or not TAG_PATTERN.fullmatch(tag):
+            raise ValueError("tags must be 1-32 characters a-z, 0-9, '.', '_', '-'")
+    return tuple(value)
+
+
+def _threshold(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("must be a whole number")
+    if not MIN_THRESHOLD <= value <= MAX_THRESHOLD:
+        raise ValueError(f"must be {MIN_THRESHOLD}..{MAX_THRESHOLD}")
+    return value
+
+
+def _default(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def _detail(value: object) -> str:

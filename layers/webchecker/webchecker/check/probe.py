@@ -378,6 +378,10 @@ class _Check:
             tls_ms=phases.tls_ms,
             ttfb_ms=phases.ttfb_ms,
             tls_cert_expires_at=phases.tls_cert_expires_at,
+            tags=site.tags,
+            failure_threshold=site.failure_threshold,
+            success_threshold=site.success_threshold,
+            alerts=site.alerts,
         )
 
 

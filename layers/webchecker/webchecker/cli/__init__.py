@@ -13,7 +13,18 @@ from collections.abc import Sequence
 
 from webchecker.exceptions import WebcheckerError
 
-SUBCOMMANDS = ("sites", "db", "report", "invoke", "local")
+SUBCOMMANDS = (
+    "sites",
+    "db",
+    "report",
+    "invoke",
+    "local",
+    "topic",
+    "replay",
+    "preflight",
+    "status-page",
+    "smoke",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        importlib.import_module(f"webchecker.cli.{name}").register(subparsers)
+        importlib.import_module(f"webchecker.cli.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 

@@ -90,6 +90,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _checkout() -> Path:
-    from webchecker.local.stack import repository_root  # the local stack's modules load only here
+    from webchecker.local.functions import (
+        repository_root,  # the local stack's modules load only here
+    )
 
     return repository_root()

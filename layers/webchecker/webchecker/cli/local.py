@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from webchecker.local.stack import DEFAULT_DEMO_PORT, DEFAULT_STATE_DIR, DEFAULT_TICK_SECONDS
+from webchecker.local.settings import DEFAULT_DEMO_PORT, DEFAULT_STATE_DIR, DEFAULT_TICK_SECONDS
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -67,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: the stack pulls in the embedded services, which `webchecker --help`
     # and the other subcommands do not need.
-    from webchecker.local.stack import LocalSettings, run_local
+    from webchecker.local.run import run_local
+    from webchecker.local.settings import LocalSettings
 
     settings = LocalSettings.from_env(
         tick_seconds=args.tick,

@@ -64,10 +64,31 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="CODES",
         help='codes or ranges, comma-separated or repeated: "200-299,301"',
     )
-    add.add_argument("--regex", help="regular expression searched in the response body")
+    add.add_argument(
+        "--regex", help="RE2 regular expression searched in the response body (no lookaround)"
+    )
     add.add_argument("--no-follow-redirects", action="store_true")
     add.add_argument("--no-verify-tls", action="store_true")
     add.add_argument("--disabled", action="store_true", help="add it without checking it yet")
+    add.add_argument(
+        "--tag",
+        action="append",
+        metavar="TAGS",
+        help="tags for alert routing and reports, comma-separated or repeated (at most 10)",
+    )
+    add.add_argument(
+        "--failure-threshold",
+        type=int,
+        metavar="N",
+        help="consecutive failed checks that open an incident, 1-10 (default 2)",
+    )
+    add.add_argument(
+        "--success-threshold",
+        type=int,
+        metavar="N",
+        help="consecutive passed checks that resolve it, 1-10 (default 2)",
+    )
+    add.add_argument("--no-alerts", action="store_true", help="record incidents but notify nobody")
     _secure_flag(add)
     add.set_defaults(handler=_add)
 
@@ -196,6 +217,8 @@ def _add(args: argparse.Namespace) -> int:
         "method": args.method,
         "body": args.body,
         "regex": args.regex,
+        "failure_threshold": args.failure_threshold,
+        "success_threshold": args.success_threshold,
     }
     raw.update({key: value for key, value in options.items() if value is not None})
     if args.header:
@@ -208,6 +231,10 @@ def _add(args: argparse.Namespace) -> int:
         raw["verify_tls"] = False
     if args.disabled:
         raw["enabled"] = False
+    if args.tag:
+        raw["tags"] = _tag_list(args.tag)
+    if args.no_alerts:
+        raw["alerts"] = False
     site = Site.from_dict(raw)
     _refuse_taken(context, site.id)
     name = context.store.parameter_name(site.id)
@@ -227,7 +254,10 @@ def _set(args: argparse.Namespace) -> int:
             raise SiteError(
                 "cannot be changed: add the site under the new id and remove this one", field="id"
             )
-        changes[key] = _UNSET if text == "" else _parse_value(text)
+        value = _UNSET if text == "" else _parse_value(text)
+        if key == "tags" and isinstance(value, str):  # tags=prod,eu as well as tags=["prod"]
+            value = _tag_list([value])
+        changes[key] = value
 
     def change(raw: JsonObject) -> None:
         for key, value in changes.items():
@@ -428,6 +458,10 @@ def _status_list(values: Sequence[str]) -> list[int | str]:
     return codes
 
 
+def _tag_list(values: Sequence[str]) -> list[str]:
+    return [tag.strip() for value in values for tag in value.split(",") if tag.strip()]
+
+
 def _id_from_url(url: str) -> str:
     """A readable default id: the host name, lowercased, in the id alphabet."""
     try:
@@ -461,11 +495,13 @@ def _read_list(file: str) -> list[Any]:
         raise SiteError(f"{file}: cannot read: {error.strerror or error}") from None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as error:
             raise SiteError(f"{file}: neither JSON nor YAML: {error}") from None
+        except (ValueError, RecursionError) as error:  # e.g. an integer of 5,000 digits
+            raise SiteError(f"{file}: not readable as YAML: {str(error)[:200]}") from None
     if not isinstance(data, list):
         raise SiteError(f"{file}: expected a list of site objects, got {type(data).__name__}")
     return data

@@ -174,7 +174,23 @@ class DemoServer(Service):
             return 200, b"x" * BIG_BYTES, {}
         if path == "/redirect":
             return 302, b"", {"Location": "/healthy"}
-        return 404, b"webchecker demo: no such page\n", {}
+        if path == "/":
+            return 200, _index(), {}
+        return 404, b"webchecker demo: no such page (GET / lists the endpoints)\n", {}
+
+
+def _index() -> bytes:
+    """The endpoint table of this module's docstring: what a newcomer opening / wants."""
+    values = {"SLOW_SECONDS": f"{SLOW_SECONDS:g} s", "HANG_SECONDS": f"{HANG_SECONDS:g} s"}
+    values["BIG_BYTES"] = f"{BIG_BYTES // (1024 * 1024)} MiB"
+    lines = []
+    for row in (__doc__ or "").splitlines():
+        if row.startswith("| ``"):
+            path, answer = (cell.strip().replace("``", "") for cell in row.strip("| ").split(" | "))
+            for name, value in values.items():
+                answer = answer.replace(name, value)
+            lines.append(f"  {path:<12} {answer}\n")
+    return ("webchecker demo targets:\n" + "".join(lines)).encode()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

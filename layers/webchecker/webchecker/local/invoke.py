@@ -31,6 +31,7 @@ FUNCTIONS: dict[str, str] = {
     "scheduler": "SchedulerFunction",
     "checker": "CheckerFunction",
     "writer": "WriterFunction",
+    "statuspage": "StatuspageFunction",
 }
 #: Keys of a SAM env-vars file that apply to every function.
 GLOBAL_ENV_KEY = "Parameters"

@@ -49,7 +49,9 @@ import pg8000.native
 from webchecker.exceptions import InvalidMessage
 from webchecker.histogram import BOUNDS_MS, BUCKETS
 from webchecker.results import ERROR_KINDS, MAX_ERROR_DETAIL, SCHEMA_VERSION, CheckResult
+from webchecker.sites import MAX_TAGS, MAX_THRESHOLD, MIN_THRESHOLD, TAG_PATTERN
 from webchecker.store.database import Database, Statement, quote_identifier, sqlstate
+from webchecker.store.incidents import IncidentSettings, IncidentStore, Observation
 from webchecker.store.migrations import RetentionSettings, ensure_partitions, month_start
 from webchecker.store.msk import KafkaRecord
 
@@ -72,9 +74,10 @@ _PARTITIONS_AHEAD_MONTHS = 2  # a clock far in the future lands in the default p
 
 
 #: What validation makes of one valid message: ``(check_id, site_id, hour, ok,
-#: response_time_ms, COPY line)``, ``hour`` being ``checked_at`` in UTC as ``YYYY-MM-DDTHH``
-#: (what the hourly rollups group by).
-CopyRow = tuple[str, str, str, bool, float | None, str]
+#: response_time_ms, COPY line, observation)``, ``hour`` being ``checked_at`` in UTC as
+#: ``YYYY-MM-DDTHH`` (what the hourly rollups group by), the observation what the state
+#: machine needs (store/incidents.py).
+CopyRow = tuple[str, str, str, bool, float | None, str, Observation]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +115,8 @@ class BatchValidator:
         self.valid = 0
         self.rejects: dict[tuple[str, int, int], Reject] = {}
         self._seen: set[str] = set()
+        #: the new rows' observations, in batch order (the state machine's input)
+        self.observations: list[Observation] = []
         # (site_id, hour as "YYYY-MM-DDTHH" in UTC) -> [checks, failures, latencies, histogram]
         self._hours: dict[tuple[str, str], list[Any]] = {}
 
@@ -200,11 +205,12 @@ class BatchValidator:
 
     def _add(self, row: CopyRow) -> str | None:
         """Counts a valid row; its line the first time its ``check_id`` is seen, else None."""
-        check_id, site_id, hour, ok, latency, line = row
+        check_id, site_id, hour, ok, latency, line, observation = row
         self.valid += 1
         if check_id in self._seen:
             return None
         self._seen.add(check_id)
+        self.observations.append(observation)
         group = self._hours.get((site_id, hour))
         if group is None:
             group = self._hours[site_id, hour] = [0, 0, [], [0] * BUCKETS]
@@ -219,7 +225,31 @@ class BatchValidator:
 
 def _row_of(result: CheckResult, line: str) -> CopyRow:
     hour = result.checked_at.isoformat()[:13]
-    return (result.check_id, result.site_id, hour, result.ok, result.response_time_ms, line)
+    observation = Observation(
+        result.check_id,
+        result.site_id,
+        result.url,
+        result.scheduled_at,
+        result.checked_at,
+        result.ok,
+        result.error,
+        result.error_detail,
+        result.status_code,
+        result.tls_cert_expires_at,
+        list(result.tags),
+        result.failure_threshold,
+        result.success_threshold,
+        result.alerts,
+    )
+    return (
+        result.check_id,
+        result.site_id,
+        hour,
+        result.ok,
+        result.response_time_ms,
+        line,
+        observation,
+    )
 
 
 def _keeping(chunks: Iterable[bytes], kept: list[bytes]) -> Iterator[bytes]:
@@ -319,6 +349,12 @@ def _repeated_timestamp(value: object) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+def _cached_moment(value: str) -> datetime:
+    """A repeated timestamp that ``_repeated_timestamp`` accepted, as a datetime in UTC."""
+    return _from_isoformat(value).astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=4096)
 def _cached_timestamp(value: str) -> str | None:
     try:
         return _fast_timestamp(value)
@@ -366,6 +402,30 @@ def _fast_flag(value: object) -> str:
     raise _NotFast
 
 
+_TAG = TAG_PATTERN.fullmatch
+
+
+def _fast_site_settings(get: Any) -> bool:
+    """Whether the site settings the checker copies into a message (absent in older
+    messages) are certainly valid: not stored in ``checks``, but they must not pass here
+    when ``from_json`` would reject them."""
+    tags = get("tags")
+    if tags is not None and (
+        type(tags) is not list
+        or len(tags) > MAX_TAGS
+        or any(type(tag) is not str or not _TAG(tag) for tag in tags)
+    ):
+        return False
+    for name in ("failure_threshold", "success_threshold"):
+        value = get(name)
+        if value is not None and (
+            type(value) is not int or not MIN_THRESHOLD <= value <= MAX_THRESHOLD
+        ):
+            return False
+    alerts = get("alerts")
+    return alerts is None or type(alerts) is bool
+
+
 def fast_copy_row(raw: bytes) -> CopyRow | None:
     """The ``CopyRow`` of a message that is certainly valid, else None."""
     try:
@@ -398,15 +458,18 @@ def fast_copy_row(raw: bytes) -> CopyRow | None:
             return None
         if detail is not None and (type(detail) is not str or len(detail) > MAX_ERROR_DETAIL):
             return None
+        if not _fast_site_settings(get):
+            return None
         expires = get("tls_cert_expires_at")
+        url, scheduled = get("url"), get("scheduled_at")
         line = "\t".join(
             (
                 check_id,
                 _SCHEMA_TEXT,
                 _fast_text(site_id),
-                _fast_text(get("url")),
+                _fast_text(url),
                 _NULL if region is None else _fast_text(region),
-                _repeated_timestamp(get("scheduled_at")),
+                _repeated_timestamp(scheduled),
                 checked_text,
                 _fast_milliseconds(latency),
                 _NULL if status is None else repr(status),
@@ -423,8 +486,27 @@ def fast_copy_row(raw: bytes) -> CopyRow | None:
         )
     except _NotFast:
         return None
+    checked = _from_isoformat(checked_text)
+    if checked.tzinfo is not UTC:
+        checked = checked.astimezone(UTC)
+    observation = Observation(
+        check_id,
+        site_id,  # type: ignore[arg-type]  # validated above (a non-empty str)
+        url,  # type: ignore[arg-type]
+        _cached_moment(scheduled),
+        checked,
+        ok,
+        error,
+        detail,
+        status,
+        None if expires is None else _cached_moment(expires),
+        get("tags"),
+        get("failure_threshold"),
+        get("success_threshold"),
+        get("alerts"),
+    )
     # site_id and latency are validated above (a non-empty str; None or a number)
-    row = (check_id, site_id, checked_text[:13], ok, latency, line + "\n")
+    row = (check_id, site_id, checked_text[:13], ok, latency, line + "\n", observation)
     return row  # type: ignore[return-value]
 
 
@@ -479,11 +561,11 @@ WITH inserted AS (
     INSERT INTO {quoted}.checks ({columns})
     SELECT {columns} FROM pg_temp.{_TEMP_TABLE}
     ON CONFLICT (check_id, checked_at) DO NOTHING
-    RETURNING site_id, checked_at, ok, response_time_ms,
+    RETURNING check_id, site_id, checked_at, ok, response_time_ms,
         width_bucket(response_time_ms, {bounds}) AS bucket
 ), rolled_up AS ({_upsert_hourly_sql(schema, hourly)}
 )
-SELECT count(*) FROM inserted
+SELECT check_id::text FROM inserted
 """
 
 
@@ -517,11 +599,17 @@ class CheckStore:
         *,
         retention: RetentionSettings | None = None,
         direct_copy: bool = True,
+        incidents: IncidentSettings | None = None,
+        track_state: bool = True,
     ) -> None:
         self.database = database
         self.retention = retention or RetentionSettings()
         #: try ``COPY`` straight into ``checks`` first (False: always the temporary table)
         self.direct_copy = direct_copy
+        #: move site states (incidents, alerts) with the inserted rows (False: the bench's
+        #: baseline only)
+        self.track_state = track_state
+        self.incidents = IncidentStore(database.schema, incidents)
         self._insert = _insert_sql(database.schema)
         self._add_hourly = Statement(_hourly_from_json_sql(database.schema))
         self._copy_checks = Statement(
@@ -545,8 +633,16 @@ class CheckStore:
                     inserted = self._copy_direct(connection, _keeping(chunks, sent))
                     if inserted:
                         self._add_hourly.run(connection, hours=json.dumps(validator.hourly()))
+                observations = validator.observations
                 if inserted is None:  # the same data again (what pg8000 had not sent yet too)
-                    inserted = self._copy_via_temp_table(connection, itertools.chain(sent, chunks))
+                    new_ids = self._copy_via_temp_table(connection, itertools.chain(sent, chunks))
+                    inserted = len(new_ids)
+                    observations = [o for o in observations if o.check_id in new_ids]
+                if self.track_state and observations:
+                    changes = self.incidents.apply(connection, observations)
+                    if changes.alerts or changes.incidents:
+                        moved = {"incidents": len(changes.incidents), "alerts": len(changes.alerts)}
+                        logger.info("site states moved", extra=moved)
                 self._insert_rejects(connection, list(validator.rejects.values()))
         except BaseException:
             self._temp_table_on = None  # its CREATE may have been rolled back with the batch
@@ -590,13 +686,14 @@ class CheckStore:
 
     def _copy_via_temp_table(
         self, connection: pg8000.native.Connection, chunks: Iterable[bytes]
-    ) -> int:
+    ) -> set[str]:
         """``COPY`` into the temporary table, then ``INSERT ... ON CONFLICT DO NOTHING``
-        into ``checks``; only the rows it returns feed the rollups."""
+        into ``checks``; only the rows it returns feed the rollups and the site states.
+        Returns the ``check_id`` of each inserted row."""
         self._ensure_temp_table(connection)
         if not self._copy_temp.run(connection, stream=chunks):
-            return 0
-        return int(connection.run(self._insert)[0][0])
+            return set()
+        return {row[0] for row in connection.run(self._insert)}
 
     def _ensure_temp_table(self, connection: pg8000.native.Connection) -> None:
         # one per session, emptied at every commit; re-made after a reconnect

@@ -28,7 +28,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import pg8000.exceptions
 import pg8000.native
@@ -157,6 +157,33 @@ class DatabaseSettings:
         context.verify_mode = ssl.CERT_REQUIRED
         return context
 
+    def describe(self) -> str:
+        """Where the database is, as a URL without any password (for messages)."""
+        if self.unix_socket_dir:
+            return f"postgresql://{self.user}@/{self.database}?host={self.unix_socket_dir}"
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    def unavailable(self, error: BaseException) -> StoreUnavailable:
+        """The error for a server that cannot be reached: where, why, what to check."""
+        return StoreUnavailable(
+            f"database unavailable at {self.describe()}: {error} (is the server running, "
+            "and are DATABASE_URL or DB_HOST/DB_PORT/DB_NAME right?)"
+        )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (in the user info or a ``password=`` query) as ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if "password" in query:
+        query["password"] = ["***"]
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, doseq=True)))
+    return urlunsplit(parts._replace(netloc=netloc))
+
 
 class Credentials:
     """Resolves the password: given, from Secrets Manager, or an RDS IAM token."""
@@ -261,6 +288,11 @@ class Statement:
         )
         return int(context.row_count)
 
+    def rows(self, connection: pg8000.native.Connection, **params: Any) -> list[list[Any]]:
+        """Runs it on ``connection``; the rows it returned."""
+        context = connection.execute_unnamed(self._statement, self._make_values(params))
+        return list(context.rows or ())
+
     def __repr__(self) -> str:
         return f"Statement({self.sql!r})"
 
@@ -295,12 +327,12 @@ def connect(settings: DatabaseSettings, credentials: Credentials) -> pg8000.nati
         return _open(settings, credentials.password())
     except Exception as error:
         if sqlstate(error) != _INVALID_CATALOG_NAME:
-            raise _convert(error) from error
+            raise _convert(error, settings) from error
     create_database(settings, credentials)
     try:
         return _open(settings, credentials.password())
     except Exception as error:
-        raise _convert(error) from error
+        raise _convert(error, settings) from error
 
 
 def create_database(settings: DatabaseSettings, credentials: Credentials) -> None:
@@ -309,19 +341,19 @@ def create_database(settings: DatabaseSettings, credentials: Credentials) -> Non
     try:
         admin = _open(settings.for_database("postgres"), credentials.password())
     except Exception as error:
-        raise _convert(error) from error
+        raise _convert(error, settings) from error
     try:
         admin.run(f"CREATE DATABASE {quote_identifier(settings.database)}")
     except pg8000.exceptions.DatabaseError as error:
         # another writer created it between our two connects
         if sqlstate(error) not in {_DUPLICATE_DATABASE, _UNIQUE_VIOLATION}:
-            raise _convert(error) from error
+            raise _convert(error, settings) from error
     finally:
         with contextlib.suppress(Exception):
             admin.close()
 
 
-def _convert(error: BaseException) -> BaseException:
+def _convert(error: BaseException, settings: DatabaseSettings) -> BaseException:
     """A connect error as we raise it: TLS trouble is configuration, not an outage."""
     if isinstance(error, ssl.SSLCertVerificationError):
         return ConfigurationError(
@@ -331,7 +363,7 @@ def _convert(error: BaseException) -> BaseException:
     if isinstance(error, pg8000.exceptions.InterfaceError) and "refuses SSL" in str(error):
         return ConfigurationError("database TLS: the server does not offer TLS")
     if is_unavailable(error):
-        return StoreUnavailable(f"database unavailable: {error}")
+        return settings.unavailable(error)
     return error
 
 
@@ -380,7 +412,7 @@ class Database:
         except BaseException as error:
             self._rollback_or_drop(connection, error)
             if is_unavailable(error):
-                raise StoreUnavailable(f"database unavailable: {error}") from error
+                raise self.settings.unavailable(error) from error
             raise
 
     def _rollback_or_drop(self, connection: pg8000.native.Connection, error: BaseException) -> None:

@@ -121,8 +121,27 @@ CREATE TABLE {schema}.site_state (
     last_checked_at timestamptz,
     incident_id uuid,
     flapping boolean NOT NULL DEFAULT false,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- the state machine's memory (store/incidents.py): the current streak of equal
+    -- outcomes, from its first check
+    alerts boolean NOT NULL DEFAULT true,
+    fail_streak integer NOT NULL DEFAULT 0,
+    pass_streak integer NOT NULL DEFAULT 0,
+    streak_started_at timestamptz,
+    streak_check_id uuid,
+    streak_error text,
+    streak_error_detail text,
+    streak_status_code integer,
+    -- the open incident (incident_id) as its alerts need it
+    incident_opened_at timestamptz,
+    incident_error text,
+    incident_error_detail text,
+    incident_status_code integer,
+    incident_notified boolean NOT NULL DEFAULT false,
+    -- when recent incidents opened (flapping detection), and the certificate warned about
+    recent_opens timestamptz[] NOT NULL DEFAULT '{{}}',
+    cert_warned_expires_at timestamptz
+) WITH (fillfactor = 50);  -- every check updates its site's row: room for HOT updates
 
 CREATE TABLE {schema}.incidents (
     incident_id uuid PRIMARY KEY,
@@ -134,7 +153,12 @@ CREATE TABLE {schema}.incidents (
     error text,
     error_detail text,
     status_code integer,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- when its incident.opened alert was written (null: not notified: alerts off, held
+    -- while flapping), and the reminders since (the notifier writes them)
+    notified_at timestamptz,
+    last_reminded_at timestamptz,
+    reminders integer NOT NULL DEFAULT 0
 );
 CREATE INDEX incidents_site_opened ON {schema}.incidents (site_id, opened_at DESC);
 CREATE INDEX incidents_opened ON {schema}.incidents (opened_at DESC);
@@ -153,7 +177,9 @@ CREATE TABLE {schema}.alerts (
     created_at timestamptz NOT NULL DEFAULT now(),
     sent_at timestamptz,
     attempts integer NOT NULL DEFAULT 0,
-    last_error text
+    last_error text,
+    -- set when the alert went out inside a summary alert (many sites in one tick)
+    summary_id uuid
 );
 CREATE INDEX alerts_pending ON {schema}.alerts (seq) WHERE sent_at IS NULL;
 CREATE INDEX alerts_site_created ON {schema}.alerts (site_id, created_at DESC);

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -22,6 +22,7 @@ from webchecker.config import env_bool, env_float
 from webchecker.exceptions import StoreUnavailable
 from webchecker.store.batch import BatchOutcome, CheckStore
 from webchecker.store.database import Database, DatabaseSettings
+from webchecker.store.incidents import IncidentSettings
 from webchecker.store.migrations import RetentionSettings, apply_retention, migrate
 from webchecker.store.msk import MskEvent
 
@@ -36,6 +37,7 @@ class WriterSettings:
 
     database: DatabaseSettings
     retention: RetentionSettings
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)
     migrate: bool = True
     retention_interval: float = DEFAULT_RETENTION_INTERVAL
 
@@ -44,6 +46,7 @@ class WriterSettings:
         return cls(
             database=DatabaseSettings.from_env(env),
             retention=RetentionSettings.from_env(env),
+            incidents=IncidentSettings.from_env(env),
             migrate=env_bool("DB_MIGRATE", True, env),
             retention_interval=env_float(
                 "RETENTION_INTERVAL_SECONDS", DEFAULT_RETENTION_INTERVAL, env, minimum=0
@@ -63,7 +66,9 @@ class Writer:
     ) -> None:
         self.settings = settings
         self.database = database or Database(settings.database)
-        self.store = CheckStore(self.database, retention=settings.retention)
+        self.store = CheckStore(
+            self.database, retention=settings.retention, incidents=settings.incidents
+        )
         self._metrics = metrics
         self._migrated = not settings.migrate
         self._retention_due = time.monotonic()

@@ -1,0 +1,2 @@
+"""What a deploy does before new code runs: the CloudFormation custom resource behind
+``Setup`` in template.yaml (the topic, the bootstrap brokers, the schema migrations)."""

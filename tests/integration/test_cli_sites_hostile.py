@@ -1,0 +1,145 @@
+"""`webchecker sites` with hostile input: non-finite numbers, lone surrogates (what Python
+makes of a command-line argument that is not UTF-8), huge numbers; and the site settings
+that route alerts (tags, thresholds, alerts). Every refusal is one clear error naming the
+field, and Parameter Store is left as it was."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.fixtures.aws import put_parameters, snapshot_parameters
+from webchecker.cli import main
+from webchecker.schedule.catalog import SiteStore, SiteStoreSettings
+from webchecker.sites import Site
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+
+ROOT = "/webchecker/sites"
+URL = "http://127.0.0.1/"
+Run = Callable[..., tuple[int, str, str]]
+# os.fsdecode(b"\xff"): how Python hands a non-UTF-8 argument to the program
+NOT_UTF8 = b"caf\xe9".decode("utf-8", "surrogateescape")
+
+
+@pytest.fixture
+def run(ssm_client: SSMClient, capsys: pytest.CaptureFixture[str]) -> Run:
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["sites", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def stored(client: SSMClient, site_id: str) -> Site:
+    (site,) = [
+        s for s in SiteStore(SiteStoreSettings(), client=client).load().sites if s.id == site_id
+    ]
+    return site
+
+
+def test_add_and_set_the_alert_settings(ssm_client: SSMClient, run: Run) -> None:
+    code, out, err = run(
+        "add", "http://127.0.0.1:8001/", "--id", "shop", "--tag", "prod,eu", "--tag", "team-a",
+        "--failure-threshold", "3", "--success-threshold", "1", "--no-alerts",
+    )  # fmt: skip
+    assert code == 0, err
+    site = stored(ssm_client, "shop")
+    assert site.tags == ("prod", "eu", "team-a")
+    assert (site.failure_threshold, site.success_threshold, site.alerts) == (3, 1, False)
+
+    assert run("set", "shop", "tags=web", "failure_threshold=5", "alerts=true")[0] == 0
+    site = stored(ssm_client, "shop")
+    assert (site.tags, site.failure_threshold, site.alerts) == (("web",), 5, True)
+    assert run("set", "shop", 'tags=["a", "b"]', "success_threshold=")[0] == 0
+    site = stored(ssm_client, "shop")
+    assert (site.tags, site.success_threshold) == (("a", "b"), 2)
+
+    code, out, _ = run("export")
+    (exported,) = json.loads(out)
+    assert exported["tags"] == ["a", "b"]
+    assert (exported["failure_threshold"], exported["alerts"]) == (5, True)
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["add", "http://127.0.0.1/", "--id", "t1", "--tag", "Prod"], "tags"),
+        (["add", URL, "--id", "t2", "--failure-threshold", "0"], "failure_threshold"),
+        (["add", URL, "--id", "t3", "--success-threshold", "11"], "success_threshold"),
+        (["add", f"http://127.0.0.1/{NOT_UTF8}", "--id", "s1"], "url"),
+        (["add", "http://127.0.0.1/", "--id", "s2", "--header", f"X-A={NOT_UTF8}"], "headers"),
+        (["add", "http://127.0.0.1/", "--id", "s3", "--body", NOT_UTF8], "body"),
+        (["add", "http://127.0.0.1/", "--id", "s4", "--regex", NOT_UTF8], "regex"),
+        (["add", "http://127.0.0.1/", "--id", f"s5{NOT_UTF8}"], "id"),
+        (["add", "http://127.0.0.1/", "--id", "s6", "--regex", "(a)\\1"], "regex"),
+        (["add", "http://127.0.0.1/", "--id", "s7", "--header", "X-A=a\x0bb"], "headers"),
+        (["set", "alpha", "interval=1e309"], "interval"),
+        (["set", "alpha", "interval=NaN"], "interval"),
+        (["set", "alpha", "timeout=Infinity"], "timeout"),
+        (["set", "alpha", "timeout=" + "9" * 400], "timeout"),
+        (["set", "alpha", f"body={NOT_UTF8}"], "body"),
+        (["set", "alpha", "tags=a,A"], "tags"),
+    ],
+)  # fmt: skip
+def test_hostile_arguments_are_refused_naming_the_field(
+    ssm_client: SSMClient, run: Run, args: list[str], field: str
+) -> None:
+    put_parameters(ssm_client, {f"{ROOT}/alpha": {"url": "http://127.0.0.1:8001/"}})
+    before = snapshot_parameters(ssm_client)
+    code, out, err = run(*args)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"webchecker: error: {field}: ")
+    assert len(err) < 1000
+    err.encode()  # the message itself is printable Unicode (no lone surrogate)
+    assert snapshot_parameters(ssm_client) == before
+
+
+def test_a_stored_site_with_a_lone_surrogate_is_listed_as_invalid(
+    ssm_client: SSMClient, run: Run
+) -> None:
+    # plain ASCII JSON: the escape only becomes a lone surrogate when parsed
+    put_parameters(
+        ssm_client,
+        {
+            f"{ROOT}/bad": '{"url": "http://example.com/\\ud800"}',
+            f"{ROOT}/good": {"url": "http://127.0.0.1:8001/"},
+        },
+    )
+    code, out, err = run("list")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == ["ID", "good"]
+    assert f"{ROOT}/bad: url: contains a lone surrogate" in err
+    code, out, _ = run("export")
+    assert [site["id"] for site in json.loads(out)] == ["good"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("- {id: a, url: 'http://127.0.0.1/', interval: .inf}", "[0] interval: "),
+        ("- {id: a, url: 'http://127.0.0.1/', timeout: .nan}", "[0] timeout: "),
+        ("- {id: a, url: 'http://127.0.0.1/', interval: 1" + "0" * 5000 + "}", "not readable"),
+        ('[{"id": "a", "url": "http://127.0.0.1/", "interval": 1e309}]', "[0] interval: "),
+        ('[{"id": "a", "url": "http://127.0.0.1/\\udcff"}]', "[0] url: "),
+        ('[{"id": "a", "url": "http://127.0.0.1/", "' + "k" * 100_000 + '": 1}]', "unknown key"),
+    ],
+)
+def test_import_refuses_non_finite_huge_and_invalid_unicode_values(
+    ssm_client: SSMClient, run: Run, tmp_path: Path, content: str, message: str
+) -> None:
+    file = tmp_path / "sites.yaml"
+    file.write_text(content)
+    before = snapshot_parameters(ssm_client)
+    code, out, err = run("import", str(file))
+    assert (code, out) == (2, "")
+    assert message in err
+    assert len(err) < 1000
+    assert snapshot_parameters(ssm_client) == before

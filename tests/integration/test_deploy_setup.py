@@ -1,0 +1,231 @@
+"""The deploy's Setup custom resource against a real broker, a real PostgreSQL and a real
+HTTP server on loopback standing in for CloudFormation's presigned reply URL.
+
+What it must guarantee: the topic exists and the schema is migrated before the writer's
+new code and mapping are deployed; every outcome, failures included, is answered (a
+missing reply leaves the stack waiting); Delete touches nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from tests.fixtures.lambda_context import FakeLambdaContext, cold_start
+from webchecker.exceptions import ConfigurationError, InvalidEvent
+from webchecker.local.embedded.network import free_port
+from webchecker.provision.custom_resource import MAX_REASON, Outcome, Request, serve
+from webchecker.provision.setup import PHYSICAL_ID, Setup, SetupSettings
+from webchecker.store.database import Database, DatabaseSettings
+from webchecker.store.migrations import latest_version
+
+
+class Replies:
+    """A loopback HTTP server that records every PUT body, as S3's presigned URL would."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        replies = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers["Content-Length"])
+                replies.bodies.append(json.loads(self.rfile.read(length)))
+                replies.headers.append(dict(self.headers))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/reply?X-Amz-Signature=x"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def replies() -> Iterator[Replies]:
+    server = Replies()
+    yield server
+    server.close()
+
+
+def event(url: str, request_type: str = "Create", **extra: Any) -> dict[str, Any]:
+    return {
+        "RequestType": request_type,
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/webchecker-dev/1",
+        "RequestId": str(uuid.uuid4()),
+        "ResourceType": "Custom::WebcheckerSetup",
+        "LogicalResourceId": "Setup",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:...", "Topic": "t"},
+        **extra,
+    }
+
+
+@pytest.fixture
+def setup_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_AUTH": "none",
+        "KAFKA_TOPIC": f"setup-{uuid.uuid4().hex[:10]}",
+        "KAFKA_TOPIC_PARTITIONS": "3",
+        "KAFKA_TOPIC_RETENTION_MS": "604800000",
+        "DATABASE_URL": database_url,
+    }
+
+
+def topic_partitions(bootstrap: str, topic: str) -> int | None:
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    found = metadata.topics.get(topic)
+    return None if found is None else len(found.partitions)
+
+
+def schema_version(database_url: str) -> int | None:
+    with Database(DatabaseSettings.from_url(database_url)) as database:
+        connection = database.connection()
+        exists = connection.run("SELECT to_regclass('webchecker.schema_migrations') IS NOT NULL")
+        if not exists[0][0]:
+            return None
+        return int(connection.run("SELECT max(version) FROM webchecker.schema_migrations")[0][0])
+
+
+def test_create_makes_the_topic_migrates_and_replies_with_the_brokers(
+    replies: Replies, setup_env: dict[str, str], database_url: str
+) -> None:
+    assert schema_version(database_url) is None
+    setup = Setup(SetupSettings.from_env(setup_env), env=setup_env)
+    body = serve(event(replies.url), setup, log_name="/aws/lambda/setup")
+    assert replies.bodies == [body]
+    assert replies.headers[0]["Content-Type"] == ""  # what a presigned PUT was signed with
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert body["PhysicalResourceId"] == PHYSICAL_ID
+    assert body["Data"] == {
+        "BootstrapServers": setup_env["KAFKA_BOOTSTRAP_SERVERS"],
+        "Topic": setup_env["KAFKA_TOPIC"],
+        "SchemaVersion": str(latest_version()),
+    }
+    assert body["LogicalResourceId"] == "Setup"
+    assert topic_partitions(setup_env["KAFKA_BOOTSTRAP_SERVERS"], setup_env["KAFKA_TOPIC"]) == 3
+    assert schema_version(database_url) == latest_version()
+
+
+def test_update_after_create_is_idempotent(
+    replies: Replies, setup_env: dict[str, str], database_url: str
+) -> None:
+    setup = Setup(SetupSettings.from_env(setup_env), env=setup_env)
+    first = serve(event(replies.url), setup, log_name="setup")
+    update = event(replies.url, "Update", PhysicalResourceId=PHYSICAL_ID)
+    second = serve(update, setup, log_name="setup")
+    assert [first["Status"], second["Status"]] == ["SUCCESS", "SUCCESS"]
+    assert second["PhysicalResourceId"] == first["PhysicalResourceId"]  # no replacement
+    assert schema_version(database_url) == latest_version()
+
+
+def test_delete_touches_nothing(
+    replies: Replies, setup_env: dict[str, str], database_url: str
+) -> None:
+    setup = Setup(SetupSettings.from_env(setup_env), env=setup_env)
+    body = serve(
+        event(replies.url, "Delete", PhysicalResourceId=PHYSICAL_ID), setup, log_name="setup"
+    )
+    assert body["Status"] == "SUCCESS"
+    assert body["PhysicalResourceId"] == PHYSICAL_ID
+    assert topic_partitions(setup_env["KAFKA_BOOTSTRAP_SERVERS"], setup_env["KAFKA_TOPIC"]) is None
+    assert schema_version(database_url) is None
+
+
+def test_an_unreachable_database_fails_the_deploy_with_a_reply_naming_it(
+    replies: Replies, setup_env: dict[str, str]
+) -> None:
+    env = {**setup_env, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}
+    body = serve(event(replies.url), Setup(SetupSettings.from_env(env), env=env), log_name="/aws/x")
+    assert replies.bodies == [body]
+    assert body["Status"] == "FAILED"
+    assert "StoreUnavailable" in body["Reason"]
+    assert "/aws/x" in body["Reason"]  # where to read the traceback
+    # a failed Create gets an id whose rollback Delete undoes nothing
+    assert body["PhysicalResourceId"] == "/aws/x-failed"
+
+
+def test_handler_replies_failed_for_bad_settings_instead_of_failing_its_import(
+    replies: Replies, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+) -> None:
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "MSK_CLUSTER_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    app = cold_start("setup")  # must not raise: nothing could answer CloudFormation then
+    body = app.lambda_handler(event(replies.url), lambda_context)
+    assert body["Status"] == "FAILED"
+    assert "MSK_CLUSTER_ARN" in body["Reason"]
+    assert replies.bodies == [body]
+
+
+def test_handler_creates_and_migrates_through_the_entry_point(
+    replies: Replies,
+    setup_env: dict[str, str],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    for name, value in setup_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    body = cold_start("setup").lambda_handler(event(replies.url), lambda_context)
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert schema_version(database_url) == latest_version()
+
+
+def test_reason_is_bounded_and_unexpected_errors_are_answered(replies: Replies) -> None:
+    def explode(_request: Request) -> Outcome:
+        raise RuntimeError("x" * 100_000)
+
+    body = serve(event(replies.url, "Update", PhysicalResourceId="kept"), explode, log_name="l")
+    assert body["Status"] == "FAILED"
+    assert len(body["Reason"]) == MAX_REASON
+    assert body["PhysicalResourceId"] == "kept"  # a failed Update keeps its resource
+
+
+class TestHostileRequests:
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"RequestType": "Explode"}, "RequestType"),
+            ({"RequestType": None}, "RequestType"),
+            ({"ResponseURL": ""}, "ResponseURL"),
+            ({"ResponseURL": 7}, "ResponseURL"),
+            ({"StackId": None}, "StackId"),
+            ({"LogicalResourceId": ["Setup"]}, "LogicalResourceId"),
+            ({"ResourceProperties": "Topic=x"}, "ResourceProperties"),
+        ],
+    )
+    def test_malformed_requests_name_the_field(self, change: dict[str, Any], field: str) -> None:
+        with pytest.raises(InvalidEvent, match=field):
+            Request.from_event({**event("https://example.invalid/"), **change})
+
+    def test_a_non_http_reply_url_is_refused(self, replies: Replies) -> None:
+        with pytest.raises(InvalidEvent, match="ResponseURL"):
+            serve(
+                event("file:///etc/passwd"),
+                lambda r: Outcome(physical_resource_id="x"),
+                log_name="l",
+            )
+
+
+def test_settings_need_brokers_or_a_cluster() -> None:
+    with pytest.raises(ConfigurationError, match="MSK_CLUSTER_ARN"):
+        SetupSettings.from_env({})
+    assert SetupSettings.from_env({"MSK_CLUSTER_ARN": "arn:x"}).cluster_arn == "arn:x"
