@@ -49,7 +49,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,10 +210,8 @@ class CpuLimit:
         except OSError:  # not root, read-only, or no cpu controller: run unthrottled
             self.path = None
             for leftover in (v1 / name, v2 / name):
-                try:
+                with suppress(OSError):
                     leftover.rmdir()
-                except OSError:
-                    pass
 
     def join(self) -> None:
         """Moves the calling process into the cgroup (run in the child before exec)."""
