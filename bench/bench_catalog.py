@@ -156,10 +156,12 @@ def measure(
     if readers > 1:
         layout += f", {readers} readers at once"
     ratio = f"; {baseline / read:.1f}x faster than the baseline" if baseline else " (baseline)"
+    answered = bucket.calls - bucket.throttled
     print(
         f"{count:>7,} sites, {layout}: cold refresh {read:6.2f} s ({bucket.calls:,} calls, "
-        f"{bucket.throttled:,} throttled){ratio}; due+shard {cut:.2f} s ({len(due):,} due, "
-        f"{len(plan.shards)} shards); cached tick {cached:.2f} s",
+        f"{bucket.throttled:,} throttled; at most {RATE:g}/s in AWS: >= {answered / RATE:.1f} s)"
+        f"{ratio}; due+shard {cut:.2f} s ({len(due):,} due, {len(plan.shards)} shards); "
+        f"cached tick {cached:.2f} s",
         flush=True,
     )
     return read

@@ -82,6 +82,7 @@ class SiteStore:
         self.settings = settings
         self._client = client if client is not None else new_ssm_client()
         self._provider = SSMProvider(boto3_client=self._client)
+        self._loaded: tuple[dict[str, str], SiteCatalog] | None = None
 
     @property
     def client(self) -> SSMClient:
@@ -106,7 +107,14 @@ class SiteStore:
         return {f"{prefix}/{key}": str(value) for key, value in values.items()}
 
     def load(self, *, force: bool = False) -> SiteCatalog:
-        return load_sites(self.read(force=force))
+        parameters = self.read(force=force)
+        # Unchanged values (the usual tick, within the cache age): reuse the validated sites;
+        # parsing 100,000 sites again costs seconds of a small Lambda's CPU share.
+        if self._loaded is not None and self._loaded[0] == parameters:
+            return self._loaded[1]
+        catalog = load_sites(parameters)
+        self._loaded = (parameters, catalog)
+        return catalog
 
     def locate(self, *, force: bool = True) -> tuple[SiteCatalog, dict[str, str]]:
         """The catalog plus, for every valid site, the parameter holding it."""
