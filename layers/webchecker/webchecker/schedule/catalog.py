@@ -165,6 +165,7 @@ class SiteStore:
         self._provider = SSMProvider(boto3_client=self._client)
         self._lock = threading.Lock()
         self._listing: tuple[float, SiteListing] | None = None
+        self._loaded: tuple[dict[str, str], SiteCatalog] | None = None
 
     @property
     def client(self) -> SSMClient:
@@ -189,7 +190,14 @@ class SiteStore:
         return {f"{prefix}/{key}": str(value) for key, value in values.items()}
 
     def load(self, *, force: bool = False) -> SiteCatalog:
-        return load_sites(self.read(force=force))
+        parameters = self.read(force=force)
+        # Unchanged values (the usual tick, within the cache age): reuse the validated sites;
+        # parsing 100,000 sites again costs seconds of a small Lambda's CPU share.
+        if self._loaded is not None and self._loaded[0] == parameters:
+            return self._loaded[1]
+        catalog = load_sites(parameters)
+        self._loaded = (parameters, catalog)
+        return catalog
 
     def locate(self, *, force: bool = True) -> tuple[SiteCatalog, dict[str, str]]:
         """The catalog plus, for every valid site, the parameter holding it."""
