@@ -83,3 +83,28 @@ def percentiles(
             break
         seen += count
     return found
+
+
+def percentile_bucket(
+    histogram: Sequence[int], fraction: float, *, minimum: float, maximum: float
+) -> tuple[float, float] | None:
+    """The bounds of the bucket ``percentile`` interpolates in (clamped to the exact
+    extremes): the estimate's resolution, e.g. ``(750, 1000)``. None when empty."""
+    total = sum(histogram)
+    if total == 0:
+        return None
+    rank = fraction * total
+    seen = 0
+    for index, count in enumerate(histogram):
+        if count == 0 or seen + count < rank:
+            seen += count
+            continue
+        low = BOUNDS_MS[index - 1] if index > 0 else minimum
+        high = BOUNDS_MS[index] if index < len(BOUNDS_MS) else maximum
+        return max(low, minimum), min(high, maximum)
+    return maximum, maximum
+
+
+def describe_bounds() -> str:
+    """The bucket bounds in words (for the database's column comment and the report)."""
+    return ", ".join(f"{bound:g}" for bound in BOUNDS_MS) + " ms"

@@ -12,6 +12,7 @@ Same code path as in AWS; only the edges differ. ``LocalStack`` composes parts, 
 ``site_file.SiteFile``  the site list saved across runs (moto keeps it only while it runs)
 ``functions.Functions`` the functions on the local Lambda Invoke API, with their environment
 ``functions.EventSourceMapping`` the poller feeding the writer (the MSK trigger)
+``api_server.LocalApi`` the REST API on loopback (payload 2.0 events for the API handler)
 ``env_file.EnvFile``    ``STATE_DIR/env`` for other terminals
 ``StatusSite``          the status page, rendered every tick, served at ``/status/``
 ======================  =====================================================================
@@ -30,6 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from webchecker.exceptions import WebcheckerError
+from webchecker.local.api_server import LocalApi
 from webchecker.local.banner import banner
 from webchecker.local.board import StatusBoard
 from webchecker.local.embedded.aws import EmbeddedAws
@@ -109,6 +111,7 @@ class LocalStack(Service):
         self.mapping = EventSourceMapping(
             settings, kafka=self.kafka, invoke=self.functions.invoke, progress=self.progress
         )
+        self.rest_api = LocalApi(settings, aws=self.aws, postgres=self.db)
         self.status_site = StatusSite(
             self.state_dir / "status",
             lambda: self.db.url,
@@ -125,6 +128,7 @@ class LocalStack(Service):
             self.sites,
             self.functions,
             self.mapping,
+            self.rest_api,
             EnvFile(self.state_dir / "env", self.env_file_variables),
             self.status_site,
         ]
@@ -240,6 +244,7 @@ class LocalStack(Service):
             "CHECKER_ALLOW_PRIVATE_TARGETS": "true",  # the demo targets are on loopback
             "DATABASE_URL": self.database_url,
             "DB_SCHEMA": self.settings.db_schema,
+            "WEBCHECKER_API_URL": self.rest_api.url,
         }
         if self.broker is not None:
             variables[EMBEDDED_KAFKA_VARIABLE] = self.bootstrap_servers
