@@ -167,6 +167,7 @@ def seeded(app: ModuleType, database: Database) -> Database:
     )
     put_state(database, "down-now", "down", down_since, "https://down.example/", ["prod", "eu"])
     put_state(database, "spanning", "up", span_close, "https://spanning.example/", ["api"])
+    sql(database, "UPDATE webchecker.site_state SET flapping = true WHERE site_id = 'spanning'")
     put_state(database, "new-today", "up", day_start(TODAY), "https://new.example/", [])
     put_state(database, "no-checks", "unknown", None, "https://none.example/", [])
     retired = NOW - timedelta(days=100)  # removed long ago: its state row stays behind
@@ -372,7 +373,10 @@ def test_a_site_down_right_now_shows_its_ongoing_incident(seeded: Database, tmp_
 
 
 def test_an_incident_spanning_days_counts_in_each_day(seeded: Database, tmp_path: Path) -> None:
-    document, _ = render(seeded, tmp_path)
+    document, page = render(seeded, tmp_path)
+    shown = articles(page)
+    assert "flapping" in " ".join(shown["spanning"].text)  # site_state.flapping, in words
+    assert "flapping" not in " ".join(shown["steady"].text)
     days = {day["date"]: day for day in by_id(document)["spanning"]["days"]}
 
     assert days[(TODAY - timedelta(days=5)).isoformat()]["incident_minutes"] == 120

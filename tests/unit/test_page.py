@@ -357,3 +357,10 @@ def test_render_files_has_page_json_and_one_badge_per_safe_site() -> None:
     assert [s["site_id"] for s in document["sites"]] == ["shop", "bad/id"]
     assert document["sites"][0]["days"][0]["date"] == (TODAY - timedelta(days=89)).isoformat()
     assert isinstance(date.fromisoformat(document["sites"][0]["days"][-1]["date"]), date)
+
+
+def test_a_flapping_site_says_so_in_words() -> None:
+    flapping = render_html(model([site(flapping=True)]))
+    steady = render_html(model([site()]))
+    assert "flapping: up and down repeatedly" in flapping
+    assert "flapping" not in steady.split("<main>", 1)[1]

@@ -105,6 +105,7 @@ vertical-align:-.05rem}
 .key.d0{background:var(--up)}.key.d1{background:var(--d1)}.key.d2{background:var(--d2)}
 .key.d3{background:var(--down)}.key.dn{background:var(--none)}
 .url .warn{color:var(--down);font-weight:600}
+.flapping{color:var(--d2);font-size:.85rem;font-weight:600}
 .site.down{border-left:4px solid var(--down)}.site.maintenance{border-left:4px solid var(--maint)}
 table{width:100%;border-collapse:collapse;background:var(--card);font-size:.9rem}
 caption{text-align:left;color:var(--muted);font-size:.85rem;padding-bottom:.4rem}
@@ -179,12 +180,15 @@ def _site(site: SiteStatus, number: int, now: datetime) -> str:
     since = f" since {_time(site.since)}" if site.since else ""
     heading = f"s{number}"
     marked = f" {site.state}" if site.state in {"down", "maintenance"} else ""
+    flapping = (
+        '<span class="flapping">flapping: up and down repeatedly</span>' if site.flapping else ""
+    )
     parts = [
         f'<article class="site{marked}" aria-labelledby="{heading}">\n<div class="head">'
         f'<h3 id="{heading}">{_e(site.site_id)}</h3>'
         f'<span class="state {_e(site.state)}"><span aria-hidden="true">{icon}</span> '
         f"{_e(word)}</span>"
-        f'<span class="muted">{since}</span></div>\n'
+        f'<span class="muted">{since}</span>{flapping}</div>\n'
         f'<p class="url muted">{_e(site.url)}'
     ]
     if len(site.tags) > 1:
