@@ -209,7 +209,9 @@ def parse_timestamp(text: str) -> datetime:
 
 def truncate_detail(text: str) -> str:
     """An ``error_detail`` that fits the schema's 500 characters."""
-    text = text.replace("\x00", "")
+    text = text[: MAX_ERROR_DETAIL * 4].replace("\x00", "")
+    if not text.isascii():  # a lone surrogate would make the whole shard unpublishable
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= MAX_ERROR_DETAIL else text[: MAX_ERROR_DETAIL - 1] + "…"
 
 
