@@ -34,7 +34,7 @@ pytestmark = pytest.mark.postgres
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TODAY = NOW.date()
-SPECIAL = "x<b>\"&'"  # no valid site has this id (the writer refuses it): SQL rows only
+SPECIAL = "x<b>\"&'"  # no valid site has this id; the writer stores it all the same
 SPECIAL_DETAIL = "<script>alert('x')</script> & \"quoted\" \x07bell"
 SPECIAL_TAG = "t<i>&"
 
@@ -158,6 +158,13 @@ def seeded(app: ModuleType, database: Database) -> Database:
         moment += timedelta(minutes=60)
     checks += spread(
         "new-today", day_start(TODAY) + timedelta(seconds=1), NOW, timedelta(minutes=5)
+    )
+    checks += spread(
+        SPECIAL,
+        NOW - timedelta(hours=5),
+        NOW,
+        timedelta(minutes=20),
+        url="https://user:s3cret@special.example/",
     )
     seed_checks(app, checks)
 
@@ -340,7 +347,7 @@ def test_each_day_uptime_and_incident_minutes_equal_sql(
             assert f"{moment.day} {moment:%b %Y}: " in titles
 
 
-@pytest.mark.parametrize("site", ["steady", "down-now", "spanning", "new-today"])
+@pytest.mark.parametrize("site", ["steady", "down-now", "spanning", "new-today", SPECIAL])
 def test_latency_percentiles_match_sql_within_the_histogram_resolution(
     seeded: Database, tmp_path: Path, site: str
 ) -> None:
