@@ -47,8 +47,12 @@ def static_response(directory: Path, event: Mapping[str, Any]) -> dict[str, Any]
     if name == "" or name.endswith("/"):
         name += "index.html"  # never a directory listing
     root = directory.resolve()
-    target = (root / name).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
+    try:
+        target = (root / name).resolve()
+        found = target.is_relative_to(root) and target.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name too long...: no such file
+        found = False
+    if not found:
         return _text(404, "not found")
     content_type = CONTENT_TYPES.get(target.suffix, "application/octet-stream")
     return {
