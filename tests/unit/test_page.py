@@ -185,6 +185,17 @@ def test_public_url_never_keeps_a_password(scheme: str, password: str, rest: str
     assert shown.endswith(rest)
 
 
+@given(st.text(max_size=200))
+def test_public_url_takes_any_text_and_keeps_nothing_before_an_at_in_the_authority(
+    url: str,
+) -> None:
+    shown = public_url(url)
+    authority = shown.partition("://")[2] if "://" in shown else shown
+    for stop in "/?#":
+        authority = authority.split(stop, 1)[0]
+    assert "@" not in authority or "://" not in url
+
+
 # -- incident minutes ----------------------------------------------------------------------
 
 
