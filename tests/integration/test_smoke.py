@@ -20,20 +20,22 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webchecker.cli import main
-from webchecker.cli.smoke import (
-    ROLLBACK,
-    check_summary,
-    run_smoke,
-    sam_environment,
-    scheduled_event,
-    scheduler_function,
-)
-from webchecker.exceptions import ConfigurationError, SmokeCheckFailed
+from webchecker.exceptions import SmokeCheckFailed
 from webchecker.local.embedded.aws import EmbeddedAws
 from webchecker.local.embedded.lambda_api import FunctionSpec, LambdaApi
 from webchecker.local.embedded.network import free_port
+from webchecker.provision.preflight import load_config
+from webchecker.provision.smoke import (
+    ROLLBACK,
+    check_summary,
+    run_smoke,
+    scheduled_event,
+    scheduler_function,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES_PATH = "/webchecker/smoke/sites"
@@ -237,6 +239,9 @@ class TestStackState:
         assert scheduler_function(client, "s") == "fn"
 
 
+GOOD_COUNTS = ("sites", "due", "invocations", "invalid", "failed_invocations")
+
+
 class TestSummary:
     """The scheduler's answer is checked field by field; hostile answers fail clearly."""
 
@@ -284,6 +289,35 @@ class TestSummary:
         with pytest.raises(SmokeCheckFailed, match="could not invoke the checker 2 time"):
             check_summary({**self.GOOD, "failed_invocations": 2}, self.EVENT)
 
+    @given(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from([*GOOD_COUNTS, "tick", "errorMessage"]) | st.text(),
+                    inner,
+                    max_size=8,
+                )
+            ),
+            max_leaves=20,
+        )
+    )
+    def test_any_answer_passes_only_as_a_summary_or_fails_clearly(self, answer: Any) -> None:
+        try:
+            checked = check_summary(answer, self.EVENT)
+        except SmokeCheckFailed as error:
+            assert 0 < len(str(error)) < 400
+        else:
+            assert checked["tick"] == self.EVENT["time"]
+            assert all(type(checked[key]) is int and checked[key] >= 0 for key in GOOD_COUNTS)
+            assert checked["failed_invocations"] == 0
+
+    @given(st.dictionaries(st.sampled_from(sorted(GOOD_COUNTS)), st.integers(0, 10**9)))
+    def test_valid_counts_pass_whatever_their_size(self, counts: dict[str, int]) -> None:
+        answer = {**self.GOOD, **counts, "failed_invocations": 0}
+        assert check_summary(answer, self.EVENT) == answer
+
     def test_the_event_is_the_schedules_shape_for_the_minute(self) -> None:
         event = scheduled_event(datetime(2026, 12, 2, 18, 3, 59, 999, tzinfo=UTC))
         assert event["time"] == "2026-12-02T18:03:00Z"
@@ -294,34 +328,26 @@ class TestSummary:
 class TestSamconfig:
     def test_the_repositorys_environments_name_their_stacks(self) -> None:
         path = ROOT / "samconfig.toml"
-        assert sam_environment("staging", path).stack_name == "webchecker-staging"
-        assert sam_environment("prod", path).stack_name == "webchecker-prod"
-
-    def test_an_unknown_environment_lists_the_known_ones(self) -> None:
-        with pytest.raises(ConfigurationError, match=r"no environment 'stage' \(known: .*prod"):
-            sam_environment("stage", ROOT / "samconfig.toml")
+        assert load_config(path, "staging").stack_name == "webchecker-staging"
+        assert load_config(path, "prod").stack_name == "webchecker-prod"
 
     @pytest.mark.parametrize(
         ("text", "message"),
         [
             ("[ci.global.parameters]\nregion = 'eu-west-1'\n", "has no stack_name"),
-            ("[ci.global.parameters]\nstack_name = 7\n", "has no stack_name"),
             ("[ci]\nglobal = 3\n", "has no stack_name"),
             ("ci = 'x'\n", "no environment 'ci'"),
-            ("[ci.global.parameters\n", "not valid TOML"),
+            ("[ci.global.parameters\n", "samconfig.toml"),
         ],
     )
-    def test_a_broken_config_names_the_problem(
-        self, tmp_path: Path, text: str, message: str
+    def test_a_broken_config_is_refused_before_any_call(
+        self, tmp_path: Path, text: str, message: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
         path = tmp_path / "samconfig.toml"
         path.write_text(text)
-        with pytest.raises(ConfigurationError, match=message):
-            sam_environment("ci", path)
-
-    def test_a_missing_config_file_is_named(self, tmp_path: Path) -> None:
-        with pytest.raises(ConfigurationError, match=r"samconfig\.toml: cannot be read"):
-            sam_environment("ci", tmp_path / "samconfig.toml")
+        # No endpoint and no credentials: a call to AWS would fail differently.
+        assert main(["smoke", "--config-env", "ci", "--config-file", str(path)]) == 2
+        assert message in capsys.readouterr().err
 
     def test_the_rollback_text_names_the_environment_and_stack(self) -> None:
         text = ROLLBACK.format(env="prod", stack="webchecker-prod")

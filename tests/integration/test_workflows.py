@@ -249,6 +249,23 @@ class TestPermissions:
             assert "aws-secret-access-key" not in inputs
             assert "secrets." not in str(job), f"{job_id} reads a secret"
 
+    def test_missing_environment_variables_stop_the_job_before_aws(
+        self, workflows: dict[str, dict[str, Any]]
+    ) -> None:
+        names = {"AWS_REGION", "AWS_DEPLOY_ROLE_ARN", "AWS_CLOUDFORMATION_ROLE_ARN"}
+        for job_id, job in workflows["deploy.yml"]["jobs"].items():
+            used = set(re.findall(r"vars\.([A-Z_]+)", str(job)))
+            assert used == names, job_id
+            order = [step.get("name", step.get("uses", "")) for step in job["steps"]]
+            check = order.index("The environment's variables are set")
+            credentials = next(
+                i
+                for i, name in enumerate(order)
+                if "configure-aws-credentials" in str(name) or name.startswith("AWS credentials")
+            )
+            assert check < credentials, job_id
+            assert set(job["steps"][check]["env"]) == names, job_id
+
     def test_production_waits_for_its_environment_and_runs_only_main(
         self, workflows: dict[str, dict[str, Any]]
     ) -> None:
@@ -392,6 +409,7 @@ class TestOidcTemplate:
         assert {a for a in actions if a.startswith("lambda:")} == {
             "lambda:InvokeFunction",
             "lambda:GetFunctionConfiguration",
+            "lambda:GetFunctionConcurrency",
             "lambda:GetAccountSettings",
         }
         (pass_role,) = [s for s in deploy if s["Action"] == "iam:PassRole"]
