@@ -29,11 +29,13 @@ FUNCTIONS = {
     "CheckerFunction": "checker",
     "WriterFunction": "writer",
     "StatuspageFunction": "statuspage",
+    "NotifierFunction": "notifier",
+    "WebhookFunction": "webhook",
 }
 LAYERS = {"WebcheckerLayer": "layers/webchecker/", "DependenciesLayer": "layers/dependencies/"}
 # The pipeline's functions, and every function the template builds (the deploy's Setup too).
 BUILT = {**FUNCTIONS, "SetupFunction": "setup"}
-QUEUES = ("DeadLetterQueue",)
+QUEUES = ("DeadLetterQueue", "AlertDeadLetterQueue")
 
 
 @pytest.fixture(scope="module")
@@ -516,4 +518,57 @@ def test_statuspage_runs_every_five_minutes_and_writes_only_into_its_bucket(
             "Action": "s3:PutObject",
             "Resource": {"Fn::Sub": "${StatusBucket.Arn}/*"},
         }
+    ]
+
+
+# -- site alerts ------------------------------------------------------------------------------
+
+
+def test_site_alerts_go_to_their_own_encrypted_topic(template: dict[str, Any]) -> None:
+    assert props(template, "AlertTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+    notifier = function_env(template, "NotifierFunction")
+    assert notifier["ALERT_TOPIC_ARN"] == {"Ref": "AlertTopic"}
+    assert {"DB_HOST", "DB_SECRET_ARN", "DB_IAM_AUTH", "ALERT_REMINDER_MINUTES"} <= set(notifier)
+    policies = props(template, "NotifierFunction")["Policies"]
+    assert {"Ref": "DatabaseClientPolicy"} in policies
+    assert {
+        "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["AlertTopic", "TopicName"]}}
+    } in policies
+    email = template["Resources"]["AlertEmailSubscription"]
+    assert email["Condition"] == "HasAlertEmail"
+    assert email["Properties"]["TopicArn"] == {"Ref": "AlertTopic"}
+
+
+def test_the_notifier_runs_every_minute_one_at_a_time_with_a_dead_letter_queue(
+    template: dict[str, Any],
+) -> None:
+    notifier = props(template, "NotifierFunction")
+    assert notifier["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
+    assert notifier["ReservedConcurrentExecutions"] == 1
+    assert notifier["DeadLetterQueue"]["TargetArn"] == {
+        "Fn::GetAtt": ["AlertDeadLetterQueue", "Arn"]
+    }
+    assert notifier["Timeout"] <= 60  # done before the next run
+    assert "VpcConfig" in notifier  # the database is in the VPC
+    assert template["Resources"]["NotifierFunction"]["DependsOn"] == "Setup"
+
+
+def test_the_writer_gets_the_certificate_warning_days(template: dict[str, Any]) -> None:
+    assert function_env(template, "WriterFunction")["CERT_WARNING_DAYS"] == {
+        "Ref": "CertWarningDays"
+    }
+
+
+def test_the_webhook_reads_its_url_from_a_securestring_only(template: dict[str, Any]) -> None:
+    webhook = template["Resources"]["WebhookFunction"]
+    assert webhook["Condition"] == "HasAlertWebhook"
+    env = function_env(template, "WebhookFunction")
+    assert "WEBHOOK_URL" not in env
+    assert env["WEBHOOK_URL_PARAMETER"] == {"Ref": "AlertWebhookUrlParameter"}
+    assert webhook["Properties"]["Events"]["Alerts"]["Properties"]["Topic"] == {"Ref": "AlertTopic"}
+    assert template["Parameters"]["AlertWebhookFlavour"]["AllowedValues"] == [
+        "none",
+        "slack",
+        "discord",
+        "teams",
     ]
