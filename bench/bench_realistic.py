@@ -415,7 +415,8 @@ def run_config(
     env = dict(base_env)
     env.update(
         CHECKER_CONCURRENCY=str(config.concurrency),
-        CHECKER_SPREAD_SECONDS=str(config.spread_s),
+        # The configuration's spread as the checker's rate: a full shard over spread_s.
+        CHECKER_STARTS_PER_SECOND=str(config.sites / config.spread_s if config.spread_s else 0),
         BENCH_MEMORY_MB=str(config.memory_mb),
     )
     rng = random.Random(hash(config.label) & 0xFFFF)
@@ -581,7 +582,7 @@ def compare_blackbox(mix: Sequence[MixSite], ca: Path, directory: Path, count: i
         if m.kind == "ok" and m.site["url"].startswith("https") and "regex" not in m.site
     ][:count]
     settings = ProbeSettings(
-        allow_private_targets=True, ca_bundle=str(ca), concurrency=20, spread_seconds=0.0
+        allow_private_targets=True, ca_bundle=str(ca), concurrency=20, starts_per_second=0.0
     )
     sites = [Site.from_dict(m.site) for m in sample]
     asyncio.run(check_sites(sites[:10], scheduled_at=dt.datetime.now(dt.UTC), settings=settings))
