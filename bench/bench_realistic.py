@@ -466,13 +466,15 @@ def run_config(
             container.stop()
 
     threads = [threading.Thread(target=drive, args=(limit,)) for limit in limits]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for limit in limits:
-        if limit is not None:
-            limit.remove()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:  # never leave a cgroup behind, even on Ctrl-C
+        for limit in limits:
+            if limit is not None:
+                limit.remove()
     return outcome
 
 
