@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install tools test pytest lint bench run invoke build preflight deploy smoke clean lock
+.PHONY: install tools test pytest lint bench run invoke build preflight deploy smoke clean lock openapi browser
 
 # .venv is rebuilt whenever the pinned requirements change.
 $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt pyproject.toml
+	@echo "Installing Python dependencies into $(VENV)/ (pinned in requirements/; about 1-2 minutes the first time, quiet while pip works)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
@@ -36,8 +37,21 @@ tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 ## test: lint, then the whole suite (unit, integration on a real broker and PostgreSQL, end to end)
 test: lint pytest
 
-pytest: install
+pytest: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## browser: Debian's chromium package for the status page's browser test, installed when missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || command -v google-chrome >/dev/null 2>&1 || { \
+	  if [ -f /etc/debian_version ]; then \
+	    $(SUDO) apt-get install -y --no-install-recommends chromium \
+	    || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }; \
+	  else \
+	    echo "The status page's browser test needs Chromium: install it from your system's packages" \
+	      "(chromium, chromium-browser or google-chrome on PATH)" >&2; exit 1; \
+	  fi; }
 
 # The template: `sam validate --lint` runs cfn-lint offline (the region only picks the schema,
 # no credentials are used); checkov's skipped checks are justified next to each resource
@@ -75,7 +89,7 @@ preflight: install
 
 deploy: preflight
 	$(MAKE) --no-print-directory build
-	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) --config-file $(SAMCONFIG) $(REGION_ARG) $(DEPLOY_ARGS)
+	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) --config-file $(abspath $(SAMCONFIG)) $(REGION_ARG) $(DEPLOY_ARGS)
 
 ## smoke: after a deploy, one scheduler tick on the deployed stack of ENV; fails saying how to roll back
 smoke: install
@@ -92,6 +106,10 @@ bench: install
 ## run: the whole pipeline on loopback (embedded Kafka, PostgreSQL, Parameter Store), live status
 run: install
 	$(VENV)/bin/webchecker local $(RUN_ARGS)
+
+## openapi: regenerate docs/openapi.json from the API's routes and models (a test keeps them equal)
+openapi: install
+	$(PY) -m webchecker.api.document > docs/openapi.json
 
 ## lock: re-pin requirements/dev.txt from pyproject.toml (run after changing dependencies)
 lock:

@@ -33,6 +33,7 @@ HANDLERS = {
     "notifier-scheduled.json": "notifier",
     "webhook-sns.json": "webhook",
     "statuspage-scheduled.json": "statuspage",
+    "api-list-sites.json": "api",
 }
 
 
@@ -153,3 +154,12 @@ def test_webhook_fixture(http_targets: Any) -> None:
 
     (posted,) = http_targets.requests_to("/ok")[before:]
     assert json.loads(posted.body)["text"] == "DOWN example-com: status 503"
+
+
+def test_api_fixture(ssm_client: Any, database_url: str) -> None:
+    put_parameters(ssm_client, {"/webchecker/sites/example": {"url": "https://example.com/"}})
+    event = json.loads((ROOT / "events" / "api-list-sites.json").read_text())
+    env = {"DATABASE_URL": database_url, "SITES_PATH": "/webchecker/sites"}
+    response = run("api", event, env)
+    assert response["statusCode"] == 200, response
+    assert [site["id"] for site in json.loads(response["body"])["sites"]] == ["example"]

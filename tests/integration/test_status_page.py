@@ -70,17 +70,24 @@ def reset_state(database: Database) -> None:
 
 
 def put_state(
-    database: Database, site: str, state: str, since: datetime | None, url: str, tags: list[str]
+    database: Database,
+    site: str,
+    state: str,
+    since: datetime | None,
+    url: str,
+    tags: list[str],
+    last_checked: datetime | None = None,
 ) -> None:
     sql(
         database,
-        "INSERT INTO webchecker.site_state (site_id, state, since, url, tags)"
-        " VALUES (:site, :state, :since, :url, CAST(:tags AS text[]))",
+        "INSERT INTO webchecker.site_state (site_id, state, since, url, tags, last_checked_at)"
+        " VALUES (:site, :state, :since, :url, CAST(:tags AS text[]), :last)",
         site=site,
         state=state,
         since=since,
         url=url,
         tags=tags,
+        last=last_checked,
     )
 
 
@@ -133,6 +140,7 @@ def seeded(app: ModuleType, database: Database) -> Database:
             checks.append(message(site_id="steady", checked_at=moment, response_time_ms=latency))
         moment += timedelta(minutes=30)
     down_since = NOW - timedelta(hours=2)
+    checks.append(message(site_id="retired", checked_at=NOW - timedelta(days=100)))
     checks += spread("down-now", NOW - timedelta(days=3), down_since, timedelta(minutes=10))
     checks += [
         failed_message(site_id="down-now", checked_at=at, response_time_ms=None, status_code=None,
@@ -168,6 +176,8 @@ def seeded(app: ModuleType, database: Database) -> Database:
     put_state(database, "spanning", "up", span_close, "https://spanning.example/", ["api"])
     put_state(database, "new-today", "up", day_start(TODAY), "https://new.example/", [])
     put_state(database, "no-checks", "unknown", None, "https://none.example/", [])
+    retired = NOW - timedelta(days=100)  # removed long ago: its state row stays behind
+    put_state(database, "retired", "up", retired, "https://old.example/", [], retired)
     put_state(database, SPECIAL, "up", NOW - timedelta(hours=5),
               "https://user:s3cret@special.example/", [SPECIAL_TAG])  # fmt: skip
     put_incident(database, "down-now", down_since, None, error="timeout",

@@ -263,8 +263,10 @@ def test_outputs_name_existing_resources(template: dict[str, Any]) -> None:
         text = json.dumps(output["Value"])
         named = re.findall(r'"Ref": "(\w+)"|"Fn::GetAtt": \["(\w+)"|\$\{(\w+)[.}]', text)
         assert named, output
+        sub = output["Value"].get("Fn::Sub") if isinstance(output["Value"], dict) else None
+        local = set(sub[1]) if isinstance(sub, list) else set()  # Fn::Sub's own variables
         for ref, attribute, substituted in named:
-            assert (ref or attribute or substituted) in known, output
+            assert (ref or attribute or substituted) in known | local, output
 
 
 # -- permissions and secrets --------------------------------------------------------------------

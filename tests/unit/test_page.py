@@ -48,6 +48,7 @@ def site(site_id: str = "shop", **overrides: Any) -> SiteStatus:
             checks=1440,
             failures=i % 7,
             incident_minutes=float(i * 3 % 50) if i % 9 == 0 else 0.0,
+            uptime=100.0 * (1440 - i % 7) / 1440,
         )
         for i in range(DAYS)
     )
@@ -321,9 +322,10 @@ def test_an_empty_model_says_so() -> None:
 def test_certificates_close_to_expiry_are_flagged() -> None:
     soon = render_html(model([site(certificate_expires_at=NOW + timedelta(days=3))]))
     later = render_html(model([site(certificate_expires_at=NOW + timedelta(days=90))]))
-    assert 'class="cert warn"' in soon
+    assert '<span class="warn">TLS certificate expires' in soon
     assert "in 3 days" in soon
-    assert 'class="cert warn"' not in later
+    assert 'class="warn"' not in later
+    assert "TLS certificate expires" in later
 
 
 # -- badges ---------------------------------------------------------------------------------

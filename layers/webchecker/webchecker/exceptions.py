@@ -8,10 +8,15 @@
      ├── StoreUnavailable      the database cannot be reached; the batch must be retried
      ├── InvalidEvent          a Lambda event does not have the expected shape
      ├── SiteStoreError        Parameter Store (the site list) could not be read or written
+     │    └── SiteConflict     a site write lost a race, or its id or parameter is taken
      ├── FanoutError           no asynchronous invoke of the checker succeeded
      ├── InvocationFailed      a function run by the local Lambda API raised (or is unknown)
      ├── StatusPageError       the status page's files could not be written (directory, S3)
-     └── SmokeCheckFailed      a deployed stack failed the post-deploy smoke check
+     ├── SmokeCheckFailed      a deployed stack failed the post-deploy smoke check
+     ├── InvalidRequest        a request parameter is invalid (names the field and the problem)
+     ├── NotFound              the site, window or subscription a request names does not exist
+     ├── PreconditionFailed    a request's If-Match names a version that is no longer current
+     └── SubscriptionError     the alert topic's subscriptions could not be read or changed
 
 Third-party exceptions are converted where the library is called, with ``raise ... from``.
 """
@@ -56,6 +61,10 @@ class SiteStoreError(WebcheckerError):
     """Parameter Store, where the site list lives, could not be read or written."""
 
 
+class SiteConflict(SiteStoreError):
+    """A site write lost a race with another writer, or the id or parameter is already taken."""
+
+
 class FanoutError(WebcheckerError):
     """The due sites could not be handed to the checker function (every invoke failed)."""
 
@@ -74,3 +83,24 @@ class StatusPageError(WebcheckerError):
 
 class SmokeCheckFailed(WebcheckerError):
     """A deployed stack did not pass the post-deploy smoke check (``webchecker smoke``)."""
+
+
+class InvalidRequest(WebcheckerError):
+    """A request parameter or body field is invalid; ``field`` names it."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class NotFound(WebcheckerError):
+    """The site, maintenance window or subscription a request names does not exist."""
+
+
+class PreconditionFailed(WebcheckerError):
+    """A request's ``If-Match`` names a version of the site that is no longer the current one."""
+
+
+class SubscriptionError(WebcheckerError):
+    """The alert topic's subscriptions (SNS) could not be read or changed."""

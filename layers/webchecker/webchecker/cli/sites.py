@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from webchecker.exceptions import SiteError
 from webchecker.schedule import packing
-from webchecker.schedule.catalog import SiteStore, SiteStoreSettings, StoredParameter
-from webchecker.sites import SITE_ID_PATTERN, Site, SiteCatalog, load_sites
+from webchecker.schedule.catalog import (
+    SiteEntry,
+    SiteStore,
+    SiteStoreSettings,
+    StoredParameter,
+    encode_value,
+    id_from_url,
+)
+from webchecker.sites import Site, SiteCatalog, load_sites
 
 JsonObject = dict[str, Any]
 
@@ -200,7 +205,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _warn_invalid(catalog: SiteCatalog) -> None:
     if catalog.invalid:
-        print(f"{len(catalog.invalid)} invalid entries skipped:", file=sys.stderr)
+        count = len(catalog.invalid)
+        print(f"{count} invalid {'entry' if count == 1 else 'entries'} skipped:", file=sys.stderr)
         for entry in catalog.invalid:
             print(f"  {entry}", file=sys.stderr)
 
@@ -237,9 +243,8 @@ def _add(args: argparse.Namespace) -> int:
         raw["alerts"] = False
     site = Site.from_dict(raw)
     _refuse_taken(context, site.id)
-    name = context.store.parameter_name(site.id)
-    context.store.create(name, _encode(raw), secure=args.secure)
-    print(f"added {site.id} ({name})")
+    context.store.add(raw, secure=args.secure)
+    print(f"added {site.id} ({context.store.parameter_name(site.id)})")
     return 0
 
 
@@ -281,18 +286,9 @@ def _toggle(enabled: bool) -> Callable[[argparse.Namespace], int]:
 
 def _remove(args: argparse.Namespace) -> int:
     context = _context(args)
-    context.site(args.id)
-    current, value, index = _stored(context, args.id)
-    if index is None:
-        context.store.delete(current)
-    else:
-        assert isinstance(value, list)
-        del value[index]
-        if value:
-            context.store.update(current, _encode(value), secure=current.secure)
-        else:
-            context.store.delete(current)
-    print(f"removed {args.id} ({current.name})")
+    entry = _stored(context, args.id)
+    context.store.remove(entry)
+    print(f"removed {args.id} ({entry.parameter.name})")
     return 0
 
 
@@ -305,34 +301,18 @@ def _edit(
 ) -> int:
     """Read-modify-write of the one entry holding ``args.id``, validated before writing."""
     context = _context(args)
-    context.site(args.id)
-    current, value, index = _stored(context, args.id)
-    raw: JsonObject = dict(value if index is None else value[index])
+    entry = _stored(context, args.id)
+    raw = entry.raw
     change(raw)
-    default_id = current.name.rsplit("/", 1)[-1] if index is None else None
-    Site.from_dict(raw, default_id=default_id)  # raises SiteError naming the field
-    new_value: Any = raw
-    if index is not None:
-        new_value = list(value)
-        new_value[index] = raw
-    context.store.update(current, _encode(new_value), secure=secure or current.secure)
-    print(f"{done} ({current.name})")
+    context.store.replace(entry, raw, secure=secure)  # validated first: SiteError names the field
+    print(f"{done} ({entry.parameter.name})")
     return 0
 
 
-def _stored(context: _Context, site_id: str) -> tuple[StoredParameter, Any, int | None]:
-    """The parameter holding ``site_id``, its parsed value, and the index inside an array."""
-    name = context.where[site_id]
-    current = context.store.get(name)
-    if current is None:
-        raise SiteError(f"{name} disappeared while reading; run again", field="id")
-    value = json.loads(current.value)
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            if isinstance(item, dict) and item.get("id") == site_id:
-                return current, value, index
-        raise SiteError(f"{site_id!r} is no longer in {name}; run again", field="id")
-    return current, value, None
+def _stored(context: _Context, site_id: str) -> SiteEntry:
+    """The stored entry of ``site_id`` (SiteError when there is no such site)."""
+    context.site(site_id)
+    return context.store.entry(site_id, context.where[site_id])
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -356,8 +336,8 @@ def _import(args: argparse.Namespace) -> int:
         sites.append(site)
     if errors:
         raise SiteError(
-            f"{args.file}: {len(errors)} invalid entries, nothing written:\n  "
-            + "\n  ".join(errors)
+            f"{args.file}: {len(errors)} invalid {'entry' if len(errors) == 1 else 'entries'},"
+            " nothing written:\n  " + "\n  ".join(errors)
         )
 
     context = _context(args)
@@ -385,7 +365,7 @@ def _import(args: argparse.Namespace) -> int:
 
     created = updated = unchanged = 0
     for name, raw, current in plans:
-        value = _encode(raw)
+        value = encode_value(raw)
         if current is None:
             context.store.create(name, value, secure=args.secure)
             created += 1
@@ -430,10 +410,6 @@ class _Unset:
 _UNSET: Any = _Unset()
 
 
-def _encode(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def _key_value(item: str, field: str | None) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
@@ -463,15 +439,10 @@ def _tag_list(values: Sequence[str]) -> list[str]:
 
 
 def _id_from_url(url: str) -> str:
-    """A readable default id: the host name, lowercased, in the id alphabet."""
     try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        host = ""
-    candidate = re.sub(r"[^a-z0-9._-]+", "-", host).strip("-._")[:63]
-    if not SITE_ID_PATTERN.fullmatch(candidate):
-        raise SiteError(f"cannot derive an id from {url!r}; pass --id", field="id")
-    return candidate
+        return id_from_url(url)
+    except SiteError:
+        raise SiteError(f"cannot derive an id from {url!r}; pass --id", field="id") from None
 
 
 def _other_sites(current: StoredParameter | None, site_id: str) -> list[str]:

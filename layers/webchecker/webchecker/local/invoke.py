@@ -34,6 +34,7 @@ FUNCTIONS: dict[str, str] = {
     "notifier": "NotifierFunction",
     "webhook": "WebhookFunction",
     "statuspage": "StatuspageFunction",
+    "api": "ApiFunction",
 }
 #: Keys of a SAM env-vars file that apply to every function.
 GLOBAL_ENV_KEY = "Parameters"

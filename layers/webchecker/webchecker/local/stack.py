@@ -12,7 +12,9 @@ Same code path as in AWS; only the edges differ. ``LocalStack`` composes parts, 
 ``site_file.SiteFile``  the site list saved across runs (moto keeps it only while it runs)
 ``functions.Functions`` the functions on the local Lambda Invoke API, with their environment
 ``functions.EventSourceMapping`` the poller feeding the writer (the MSK trigger)
+``api_server.LocalApi`` the REST API on loopback (payload 2.0 events for the API handler)
 ``env_file.EnvFile``    ``STATE_DIR/env`` for other terminals
+``StatusSite``          the status page, rendered every tick, served at ``/status/``
 ======================  =====================================================================
 
 A new part (a notifier, an API server, a status page) is a ``Service`` built from the parts
@@ -29,6 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from webchecker.exceptions import WebcheckerError
+from webchecker.local.api_server import LocalApi
 from webchecker.local.banner import banner
 from webchecker.local.board import StatusBoard
 from webchecker.local.embedded.aws import EmbeddedAws
@@ -53,7 +56,9 @@ from webchecker.local.settings import (
     LocalSettings,
 )
 from webchecker.local.site_file import PUBLIC_SITES, SiteFile, demo_sites, follow_demo
+from webchecker.local.status_site import StatusSite
 from webchecker.local.ticks import SimulatedClock, Ticker, scheduled_event
+from webchecker.page.settings import PageSettings
 from webchecker.schedule.catalog import SiteStore
 from webchecker.store.database import Database
 
@@ -106,6 +111,13 @@ class LocalStack(Service):
         self.mapping = EventSourceMapping(
             settings, kafka=self.kafka, invoke=self.functions.invoke, progress=self.progress
         )
+        self.rest_api = LocalApi(settings, aws=self.aws, postgres=self.db)
+        self.status_site = StatusSite(
+            self.state_dir / "status",
+            lambda: self.db.url,
+            schema=settings.db_schema,
+            page=PageSettings.from_env(),
+        )
         #: Started in this order, stopped in reverse (also when a start fails half-way).
         self.parts: list[Service] = [
             StateLock(self.state_dir),
@@ -116,7 +128,9 @@ class LocalStack(Service):
             self.sites,
             self.functions,
             self.mapping,
+            self.rest_api,
             EnvFile(self.state_dir / "env", self.env_file_variables),
+            self.status_site,
         ]
         self.ticker = Ticker(self, tick_seconds=settings.tick_seconds, duration=settings.duration)
         self.board = StatusBoard(sites=self.sites, postgres=self.db, functions=self.functions)
@@ -230,6 +244,7 @@ class LocalStack(Service):
             "CHECKER_ALLOW_PRIVATE_TARGETS": "true",  # the demo targets are on loopback
             "DATABASE_URL": self.database_url,
             "DB_SCHEMA": self.settings.db_schema,
+            "WEBCHECKER_API_URL": self.rest_api.url,
         }
         if self.broker is not None:
             variables[EMBEDDED_KAFKA_VARIABLE] = self.bootstrap_servers
@@ -244,6 +259,7 @@ class LocalStack(Service):
         """One scheduler invocation (at the next simulated minute unless ``moment``)."""
         event = scheduled_event(moment or self.clock.next(), region=self.aws.region)
         summary: dict[str, Any] = self.functions.invoke(SCHEDULER, event)
+        self.status_site.render()  # what is stored so far (this tick's checks: the next one)
         return summary
 
     def drain(self, timeout: float) -> bool:

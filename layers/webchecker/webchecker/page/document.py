@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -16,13 +16,20 @@ LATENCY_DIGITS = 1
 
 
 def status_document(model: StatusModel) -> dict[str, Any]:
+    dates: dict[date, str] = {}  # every site has the same 90 dates: format them once
     return {
         "generated_at": format_timestamp(model.generated_at),
-        "sites": [site_document(site, model.generated_at) for site in model.sites],
+        "sites": [site_document(site, model.generated_at, dates) for site in model.sites],
     }
 
 
-def site_document(site: SiteStatus, now: datetime) -> dict[str, Any]:
+def site_document(
+    site: SiteStatus, now: datetime, dates: dict[date, str] | None = None
+) -> dict[str, Any]:
+    dates = {} if dates is None else dates
+    for day in site.days:
+        if day.date not in dates:
+            dates[day.date] = day.date.isoformat()
     return {
         "site_id": site.site_id,
         "url": site.url,
@@ -32,7 +39,7 @@ def site_document(site: SiteStatus, now: datetime) -> dict[str, Any]:
         "uptime": {name: _round(site.uptime[name], UPTIME_DIGITS) for name, _ in WINDOWS},
         "days": [
             {
-                "date": day.date.isoformat(),
+                "date": dates[day.date],
                 "uptime": _round(day.uptime, UPTIME_DIGITS),
                 "incident_minutes": round(day.incident_minutes, MINUTE_DIGITS),
             }

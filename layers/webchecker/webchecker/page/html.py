@@ -67,8 +67,8 @@ header{padding-top:1.5rem}
 h1{font-size:1.6rem;margin:0 0 .75rem}
 h2{font-size:1.15rem;margin:2rem 0 .75rem}
 h3{font-size:1rem;margin:0;overflow-wrap:anywhere}
-.overall{display:flex;align-items:center;gap:.6rem;margin:0;padding:1rem 1.25rem;
-border-radius:.5rem;color:#fff;font-size:1.1rem;font-weight:600}
+.overall{display:flex;flex-wrap:wrap;align-items:center;gap:.2rem .6rem;margin:0;
+padding:1rem 1.25rem;border-radius:.5rem;color:#fff;font-size:1.1rem;font-weight:600}
 .overall.up{background:var(--up)}.overall.partial{background:var(--d2)}
 .overall.major{background:var(--down)}.overall.none{background:var(--muted)}
 .overall .down-list{font-weight:400}
@@ -102,7 +102,8 @@ vertical-align:-.05rem}
 .key.p50{background:var(--p50)}.key.p95{background:var(--p95)}
 .key.d0{background:var(--up)}.key.d1{background:var(--d1)}.key.d2{background:var(--d2)}
 .key.d3{background:var(--down)}.key.dn{background:var(--none)}
-.cert{margin:.6rem 0 0;font-size:.85rem}.cert.warn{color:var(--down);font-weight:600}
+.url .warn{color:var(--down);font-weight:600}
+.site.down{border-left:4px solid var(--down)}.site.maintenance{border-left:4px solid var(--maint)}
 table{width:100%;border-collapse:collapse;background:var(--card);font-size:.9rem}
 caption{text-align:left;color:var(--muted);font-size:.85rem;padding-bottom:.4rem}
 th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid var(--line);
@@ -113,6 +114,7 @@ th{font-weight:600}
 footer{padding-top:1rem;padding-bottom:2rem}
 footer p{margin:.3rem 0}
 @media (max-width:40rem){.figures{grid-template-columns:1fr}
+caption{display:block}
 .site{padding:.85rem}
 thead{position:absolute;left:-9999px}
 table,tbody,tr,td{display:block;width:100%}
@@ -174,8 +176,9 @@ def _site(site: SiteStatus, number: int, now: datetime) -> str:
     icon, word = _STATE_TEXT.get(site.state, ("?", site.state))
     since = f" since {_time(site.since)}" if site.since else ""
     heading = f"s{number}"
+    marked = f" {site.state}" if site.state in {"down", "maintenance"} else ""
     parts = [
-        f'<article class="site" aria-labelledby="{heading}">\n<div class="head">'
+        f'<article class="site{marked}" aria-labelledby="{heading}">\n<div class="head">'
         f'<h3 id="{heading}">{_e(site.site_id)}</h3>'
         f'<span class="state {_e(site.state)}"><span aria-hidden="true">{icon}</span> '
         f"{_e(word)}</span>"
@@ -184,6 +187,8 @@ def _site(site: SiteStatus, number: int, now: datetime) -> str:
     ]
     if len(site.tags) > 1:
         parts.append(f" &middot; tags: {_e(', '.join(site.tags))}")
+    if site.certificate_expires_at is not None:
+        parts.append(_certificate(site.certificate_expires_at, now))
     parts.append("</p>\n")
     parts.append(_bars(site.days))
     parts.append('<div class="figures">\n<dl class="uptime">')
@@ -192,10 +197,7 @@ def _site(site: SiteStatus, number: int, now: datetime) -> str:
         parts.append(f"<div><dt>{label}</dt><dd>{_percent(site.uptime[name])}</dd></div>")
     parts.append("</dl>\n")
     parts.append(_chart(site, now))
-    parts.append("</div>\n")
-    if site.certificate_expires_at is not None:
-        parts.append(_certificate(site.certificate_expires_at, now))
-    parts.append("</article>\n")
+    parts.append("</div>\n</article>\n")
     return "".join(parts)
 
 
@@ -337,8 +339,8 @@ def _certificate(expires: datetime, now: datetime) -> str:
     warn = days < CERT_WARNING_DAYS
     when = f"in {int(days)} days" if days >= 0 else f"{int(-days)} days ago"
     verb = "expires" if days >= 0 else "expired"
-    cls = "cert warn" if warn else "cert muted"
-    return f'<p class="{cls}">TLS certificate {verb} {_time(expires)} ({when})</p>\n'
+    cls = ' class="warn"' if warn else ""
+    return f" &middot; <span{cls}>TLS certificate {verb} {_time(expires)} ({when})</span>"
 
 
 def _incidents(incidents: Sequence[Incident], now: datetime) -> str:

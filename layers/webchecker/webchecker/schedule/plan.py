@@ -38,10 +38,13 @@ def tick_from_event(event: Mapping[str, Any]) -> datetime:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidEvent(f"scheduler event: time {raw!r} is not an RFC 3339 time") from None
+        raise InvalidEvent(f"scheduler event: time {raw[:64]!r} is not an RFC 3339 time") from None
     if moment.tzinfo is None:
-        raise InvalidEvent(f"scheduler event: time {raw!r} has no time zone (expected ...Z)")
-    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+        raise InvalidEvent(f"scheduler event: time {raw[:64]!r} has no time zone (expected ...Z)")
+    try:
+        return moment.astimezone(UTC).replace(second=0, microsecond=0)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        raise InvalidEvent(f"scheduler event: time {raw[:64]!r} is out of range in UTC") from None
 
 
 def tick_minute(tick: datetime) -> int:

@@ -23,6 +23,7 @@ import pg8000.exceptions
 import pg8000.native
 
 from webchecker.config import env_int
+from webchecker.histogram import BUCKETS, describe_bounds
 from webchecker.store.database import Database, quote_identifier, sqlstate
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,15 @@ class Migration:
     name: str
     sql: str  # ``{schema}`` stands for the quoted schema name
 
+
+#: What ``checks_hourly.latency_histogram`` holds (migration 3 puts it in the database).
+_HISTOGRAM_COMMENT = (
+    f"Response times of the hour per bucket ({BUCKETS} buckets, elements from 1): element 1 "
+    "counts latencies below the first bound, element i those in [bound i-1, bound i), the "
+    f"last those at or above the last bound. Upper bounds: {describe_bounds()}. That is "
+    "width_bucket(response_time_ms, bounds) + 1. Percentiles from merged histograms are "
+    "estimates within one bucket (webchecker.histogram)."
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -198,6 +208,54 @@ CREATE TABLE {schema}.maintenance_windows (
 CREATE INDEX maintenance_windows_ends ON {schema}.maintenance_windows (ends_at);
 """,
     ),
+    # -- issue 9 item 15: the histogram bucket bounds, documented where the arrays are --
+    Migration(
+        3,
+        "comments: latency histogram bucket bounds",
+        f"""
+COMMENT ON COLUMN {{schema}}.checks_hourly.latency_histogram IS '{_HISTOGRAM_COMMENT}'
+;
+COMMENT ON COLUMN {{schema}}.checks_hourly.latency_min_ms IS
+    'Fastest response of the hour (exact): bounds the first histogram bucket'
+;
+COMMENT ON COLUMN {{schema}}.checks_hourly.latency_max_ms IS
+    'Slowest response of the hour (exact): bounds the last histogram bucket'
+""",
+    ),
+    Migration(
+        4,
+        "the API's role: read results, edit maintenance windows",
+        """
+-- The REST API's database user needs only to read results and to edit maintenance windows.
+-- webchecker_api is a NOLOGIN group role with exactly that; the operator grants it to the
+-- API's login user (GRANT webchecker_api TO webchecker_api_user). Roles are cluster-wide:
+-- every schema grants to the same role. A migrating user that may not create roles (no
+-- CREATEROLE) gets a notice and the writer goes on; rerunning this changes nothing.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'webchecker_api') THEN
+        CREATE ROLE webchecker_api NOLOGIN;
+    END IF;
+EXCEPTION
+    WHEN duplicate_object OR unique_violation THEN NULL;
+    WHEN insufficient_privilege THEN
+        RAISE NOTICE 'webchecker_api not created (%): grant the API user access by hand', SQLERRM;
+END
+$$;
+DO $$
+BEGIN
+    GRANT USAGE ON SCHEMA {schema} TO webchecker_api;
+    GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO webchecker_api;
+    GRANT INSERT, UPDATE, DELETE ON {schema}.maintenance_windows TO webchecker_api;
+    -- tables and partitions created later by the migrating user are readable too
+    ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO webchecker_api;
+EXCEPTION
+    WHEN undefined_object OR insufficient_privilege THEN
+        RAISE NOTICE 'webchecker_api not granted (%)', SQLERRM;
+END
+$$;
+""",
+    ),
 )
 
 
@@ -260,9 +318,22 @@ def _current_version(database: Database) -> int:
 
 
 def _statements(sql: str) -> list[str]:
-    """Splits a migration into statements (ours hold no semicolons inside literals)."""
+    """Splits a migration into statements on the semicolons outside ``$$``-quoted bodies
+    (ours hold no semicolons inside literals)."""
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+    statements: list[str] = []
+    current = ""
+    for index, part in enumerate("\n".join(lines).split("$$")):
+        if index % 2:  # a DO block's body: kept whole
+            current += f"$${part}$$"
+            continue
+        first, *rest = part.split(";")
+        current += first
+        for piece in rest:
+            statements.append(current)
+            current = piece
+    statements.append(current)
+    return [statement.strip() for statement in statements if statement.strip()]
 
 
 def _lock_key(schema: str) -> str:
