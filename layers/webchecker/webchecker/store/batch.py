@@ -524,7 +524,7 @@ def fast_copy_row(raw: bytes, observe: bool = True) -> CopyRow | None:
         return None
     # site_id and latency are validated above (a non-empty str; None or a number)
     if not observe:
-        return (check_id, site_id, checked_text[:13], ok, latency, line + "\n", None)  # type: ignore[return-value]
+        return (check_id, site_id, checked_text[:13], ok, latency, line + "\n", None)
     checked = _from_isoformat(checked_text)
     if checked.tzinfo is not UTC:
         checked = checked.astimezone(UTC)
