@@ -201,13 +201,16 @@ def main() -> int:
             )
             api = Api(services)
             page = api.handle(
-                request_event("GET", f"/v1/sites/{SITE}/checks?limit=100", [], b""), None  # type: ignore[arg-type]
+                request_event("GET", f"/v1/sites/{SITE}/checks?limit=100", [], b""),
+                None,  # type: ignore[arg-type]
             )
             cursor = json.loads(page["body"])["next_cursor"]
             deep_cursor = cursor
             for _ in range(9):  # ten pages down: 1,000 rows
                 deeper = api.handle(
-                    request_event("GET", f"/v1/sites/{SITE}/checks?limit=100&cursor={deep_cursor}", [], b""),
+                    request_event(
+                        "GET", f"/v1/sites/{SITE}/checks?limit=100&cursor={deep_cursor}", [], b""
+                    ),
                     None,  # type: ignore[arg-type]
                 )
                 deep_cursor = json.loads(deeper["body"])["next_cursor"]
@@ -215,7 +218,9 @@ def main() -> int:
                 "GET /v1/sites?limit=100 (1,000 sites)": "/v1/sites?limit=100",
                 "GET /v1/sites/{id}/status": f"/v1/sites/{SITE}/status",
                 "GET /v1/sites/{id}/checks?limit=100": f"/v1/sites/{SITE}/checks?limit=100",
-                "  the same, 1,000 rows down (cursor)": f"/v1/sites/{SITE}/checks?limit=100&cursor={deep_cursor}",
+                "  the same, 1,000 rows down (cursor)": (
+                    f"/v1/sites/{SITE}/checks?limit=100&cursor={deep_cursor}"
+                ),
             }  # fmt: skip
             results = {name: timed(api.handle, target) for name, target in cases.items()}
             services.close()
@@ -248,7 +253,8 @@ def main() -> int:
     print("plan of the deep page:")
     print("  " + "\n  ".join(deep_plan))
     sequential = [line for line in plan + deep_plan if "Seq Scan" in line]
-    print(f"\nindex use: {'NO sequential scan of checks' if not sequential else 'SEQUENTIAL SCAN: ' + str(sequential)}")
+    verdict = "NO sequential scan of checks" if not sequential else f"SEQUENTIAL SCAN: {sequential}"
+    print(f"\nindex use: {verdict}")
     return 1 if failed or sequential else 0
 
 

@@ -34,9 +34,7 @@ def _rfc3339(column: str) -> str:
     """SQL giving ``column`` as RFC 3339 text in UTC with milliseconds, as the checker
     writes them: pg8000 parses timestamptz with strptime (~60 us each, most of a page of
     checks), the server formats them in microseconds."""
-    return (
-        f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-    )
+    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 
 #: The checks' columns as the API selects them: timestamps as text, the id as text.
@@ -258,8 +256,8 @@ class ResultsReader:
     def delete_window(self, window_id: str) -> bool:
         with self.database.transaction() as connection:
             rows = connection.run(
-                f"DELETE FROM {self._schema}.maintenance_windows WHERE window_id = CAST(:id AS uuid)"
-                " RETURNING window_id",
+                f"DELETE FROM {self._schema}.maintenance_windows"
+                " WHERE window_id = CAST(:id AS uuid) RETURNING window_id",
                 id=window_id,
             )
         return bool(rows)

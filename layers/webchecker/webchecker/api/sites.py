@@ -48,7 +48,7 @@ Secure = Annotated[
 
 def router(services: Services) -> Router:
     """The routes of ``/sites`` on ``services``' site store."""
-    routes = Router()
+    routes = Router()  # type: ignore[no-untyped-call]  # Powertools: untyped
     store = services.sites
 
     @routes.get(
