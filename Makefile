@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install tools test pytest lint bench run invoke build preflight deploy clean lock openapi
+.PHONY: install tools test pytest lint bench run invoke build preflight deploy smoke clean lock openapi browser
 
 # .venv is rebuilt whenever the pinned requirements change.
 $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt pyproject.toml
+	@echo "Installing Python dependencies into $(VENV)/ (pinned in requirements/; about 1-2 minutes the first time, quiet while pip works)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
@@ -36,8 +37,21 @@ tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 ## test: lint, then the whole suite (unit, integration on a real broker and PostgreSQL, end to end)
 test: lint pytest
 
-pytest: install
+pytest: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## browser: Debian's chromium package for the status page's browser test, installed when missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || command -v google-chrome >/dev/null 2>&1 || { \
+	  if [ -f /etc/debian_version ]; then \
+	    $(SUDO) apt-get install -y --no-install-recommends chromium \
+	    || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }; \
+	  else \
+	    echo "The status page's browser test needs Chromium: install it from your system's packages" \
+	      "(chromium, chromium-browser or google-chrome on PATH)" >&2; exit 1; \
+	  fi; }
 
 # The template: `sam validate --lint` runs cfn-lint offline (the region only picks the schema,
 # no credentials are used); checkov's skipped checks are justified next to each resource
@@ -50,6 +64,11 @@ lint: install tools
 	$(TOOLS)/sam/bin/sam validate --lint --region us-east-1
 	$(TOOLS)/checkov/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 	for t in infra/*.yaml; do $(TOOLS)/sam/bin/cfn-lint $$t && $(TOOLS)/checkov/bin/checkov --file $$t --framework cloudformation --quiet --compact --skip-download || exit 1; done
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(TOOLS)/sam/bin/cfn-lint ci/github-oidc.yaml
+	$(TOOLS)/checkov/bin/checkov --file ci/github-oidc.yaml --framework cloudformation --quiet --compact --skip-download
 	$(MAKE) --no-print-directory build
 
 ## build: sam build without Docker (layers cross-built for arm64 + Python 3.13 from wheels)
@@ -57,6 +76,7 @@ build: tools
 	$(TOOLS)/sam/bin/sam build
 
 ## deploy: preflight, sam build, sam deploy with the samconfig.toml environment ENV (default, staging, prod)
+# DEPLOY_ARGS: more sam deploy options (CI: --no-confirm-changeset --role-arn ARN).
 # The region is REGION, else AWS_REGION, else your AWS configuration (none is pinned in
 # samconfig.toml). preflight refuses, naming the value, a placeholder or missing value, no
 # region, or too little Lambda concurrency for prod's reserved checker executions.
@@ -69,7 +89,11 @@ preflight: install
 
 deploy: preflight
 	$(MAKE) --no-print-directory build
-	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) --config-file $(SAMCONFIG) $(REGION_ARG)
+	$(TOOLS)/sam/bin/sam deploy --config-env $(ENV) --config-file $(abspath $(SAMCONFIG)) $(REGION_ARG) $(DEPLOY_ARGS)
+
+## smoke: after a deploy, one scheduler tick on the deployed stack of ENV; fails saying how to roll back
+smoke: install
+	$(VENV)/bin/webchecker smoke --config-env $(ENV) --config-file $(SAMCONFIG) $(REGION_ARG)
 
 ## invoke: a handler on an event file without Docker, e.g. make invoke FUNCTION=writer EVENT=events/writer-msk.json
 invoke: install

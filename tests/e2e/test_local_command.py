@@ -117,6 +117,18 @@ def test_runs_continues_and_survives_being_killed(state_dir: Path) -> None:
         process.wait(10)
     # Its servers are still there...
     assert all(psutil.pid_exists(pid) for pid in [*helpers, postmaster])
+    # A site the user added on the demo server's address (the next run's demo has another
+    # port, --demo-port 0): it is left as the user set it, and the banner says so.
+    saved = json.loads((state_dir / "sites.json").read_text())
+    mine = f"{saved['demo']}/healthy"
+    saved["parameters"].append(
+        {
+            "name": "/webchecker/sites/my-app",
+            "type": "String",
+            "value": json.dumps({"id": "my-app", "url": mine}),
+        }
+    )
+    (state_dir / "sites.json").write_text(json.dumps(saved))
 
     # ... and the next run, from a terminal that sourced the killed run's env file (its
     # DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS are stale), finds and stops them, starts its
@@ -124,6 +136,13 @@ def test_runs_continues_and_survives_being_killed(state_dir: Path) -> None:
     third = run_for(state_dir, 2, env={**clean_env(), **sourced})
     assert "Note             KAFKA_BOOTSTRAP_SERVERS: an earlier run's" in third, third
     assert "Note             DATABASE_URL: this stack's embedded database" in third, third
+    assert f"Note             my-app: still on the previous demo address {saved['demo']}" in third
+    after = {
+        p["name"]: json.loads(p["value"])
+        for p in json.loads((state_dir / "sites.json").read_text())["parameters"]
+    }
+    assert after["/webchecker/sites/my-app"]["url"] == mine
+    assert not after["/webchecker/sites/demo-healthy"]["url"].startswith(saved["demo"])
     assert re.search(r"^ok\s+demo-healthy\s+200\s", third, re.M), third
     assert checks_of(third, "demo-healthy") > checked
     for pid in [*helpers, postmaster, *children]:

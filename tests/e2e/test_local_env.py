@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -86,9 +87,15 @@ def test_topic_command_prints_the_latest_check_results(stack: LocalStack) -> Non
     stack.tick()
     wait_rows(stack, ["env-topic"], 1)
 
-    done = webchecker(sourced(stack), "topic", "--count", "3")
+    # The command the README shows for reading the topic (issue 9 item 19).
+    readme = (ROOT / "README.md").read_text()
+    shown = next(line for line in readme.splitlines() if "webchecker topic --count" in line)
+    args = shlex.split(shown.split("#")[0].split("webchecker", 1)[1])
+    assert args[:2] == ["topic", "--count"]
+    done = webchecker(sourced(stack), *args[:2], "3")
 
     assert done.returncode == 0, done.stderr
+    assert "stopped after" not in done.stderr  # it read to the end of the topic
     messages = [json.loads(line) for line in done.stdout.splitlines()]
     assert 1 <= len(messages) <= 3
     assert all("site_id" in message and "check_id" in message for message in messages)

@@ -259,3 +259,39 @@ def test_the_sam_fixture_is_a_valid_checker_payload() -> None:
     assert not event.invalid
     # Its sites are public examples: nothing in it points at this machine.
     assert all("127." not in site.url and "localhost" not in site.url for site in event.sites)
+
+
+def test_hostile_sites_in_the_payload_are_skipped_and_the_rest_published(
+    allow_loopback: KafkaSettings,
+    http_targets: HttpTargets,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    """Issue 9 items 2 and 3: a lone surrogate or a non-finite number failed the whole shard
+    (zero of three messages published)."""
+    app = cold_start("checker")
+    good = http_targets.url("/ok")
+    event = json.loads(
+        '{"scheduled_at": "2026-01-05T12:34:00Z", "sites": ['
+        '{"id": "surrogate", "url": "http://127.0.0.1/\\ud800"},'
+        '{"id": "infinite", "url": "http://127.0.0.1/", "interval": 1e309},'
+        '{"id": "not-a-number", "url": "http://127.0.0.1/", "timeout": NaN},'
+        f'{{"id": "good", "url": "{good}", "tags": ["prod"], "failure_threshold": 3}}]}}'
+    )
+    summary = app.lambda_handler(event, lambda_context)
+
+    assert summary == {"checked": 1, "ok": 1, "failed": 0, "published": 1, "invalid": 3}
+    result = published(allow_loopback, 1)["good"]
+    assert (result.tags, result.failure_threshold, result.success_threshold) == (("prod",), 3, 2)
+
+
+@pytest.mark.parametrize(
+    "scheduled_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "x" * 100_000]
+)
+def test_a_scheduled_at_out_of_range_is_an_invalid_event(
+    checker_env: KafkaSettings, lambda_context: FakeLambdaContext, scheduled_at: str
+) -> None:
+    """Issue 9 item 13: OverflowError before."""
+    app = cold_start("checker")
+    with pytest.raises(InvalidEvent, match="scheduled_at") as caught:
+        app.lambda_handler({"scheduled_at": scheduled_at, "sites": []}, lambda_context)
+    assert len(str(caught.value)) < 300

@@ -8,8 +8,12 @@ missing reply leaves the stack waiting); Delete touches nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,8 +87,9 @@ def setup_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
         "KAFKA_AUTH": "none",
         "KAFKA_TOPIC": f"setup-{uuid.uuid4().hex[:10]}",
         "KAFKA_TOPIC_PARTITIONS": "3",
-        "KAFKA_TOPIC_RETENTION_MS": "604800000",
+        "KAFKA_TOPIC_RETENTION_MS": "691200000",
         "DATABASE_URL": database_url,
+        "SETUP_WAIT_SECONDS": "0",  # no waiting for what is unreachable, unless a test says so
     }
 
 
@@ -151,11 +156,16 @@ def test_delete_touches_nothing(
 def test_an_unreachable_database_fails_the_deploy_with_a_reply_naming_it(
     replies: Replies, setup_env: dict[str, str]
 ) -> None:
-    env = {**setup_env, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}
+    env = {
+        **setup_env,
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+        "SETUP_WAIT_SECONDS": "3",
+    }
     body = serve(event(replies.url), Setup(SetupSettings.from_env(env), env=env), log_name="/aws/x")
     assert replies.bodies == [body]
     assert body["Status"] == "FAILED"
     assert "StoreUnavailable" in body["Reason"]
+    assert re.search(r"gave up after [2-9] attempts", body["Reason"]), body["Reason"]
     assert "/aws/x" in body["Reason"]  # where to read the traceback
     # a failed Create gets an id whose rollback Delete undoes nothing
     assert body["PhysicalResourceId"] == "/aws/x-failed"
@@ -229,3 +239,77 @@ def test_settings_need_brokers_or_a_cluster() -> None:
     with pytest.raises(ConfigurationError, match="MSK_CLUSTER_ARN"):
         SetupSettings.from_env({})
     assert SetupSettings.from_env({"MSK_CLUSTER_ARN": "arn:x"}).cluster_arn == "arn:x"
+
+
+class LateForwarder:
+    """Listens on a loopback port only after ``delay`` seconds, then forwards every
+    connection to the real PostgreSQL: a database proxy whose target registers late."""
+
+    def __init__(self, target: DatabaseSettings, delay: float) -> None:
+        self.port = free_port()
+        self.target = target
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(delay,), daemon=True)
+        self._thread.start()
+
+    def _connect_target(self) -> socket.socket:
+        if self.target.unix_socket_dir:
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(f"{self.target.unix_socket_dir}/.s.PGSQL.{self.target.port}")
+            return upstream
+        return socket.create_connection((self.target.host or "127.0.0.1", self.target.port))
+
+    def _run(self, delay: float) -> None:
+        if self._stop.wait(delay):
+            return
+        with socket.create_server(("127.0.0.1", self.port)) as server:
+            server.settimeout(0.2)
+            while not self._stop.is_set():
+                try:
+                    client, _ = server.accept()
+                except TimeoutError:
+                    continue
+                upstream = self._connect_target()
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            # each socket is the source of exactly one pipe: that pipe closes it
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+            source.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def test_setup_waits_for_a_database_that_answers_late(
+    replies: Replies, setup_env: dict[str, str], database_url: str
+) -> None:
+    target = DatabaseSettings.from_url(database_url)
+    forwarder = LateForwarder(target, delay=2.5)
+    try:
+        late_url = f"postgresql://{target.user}@127.0.0.1:{forwarder.port}/{target.database}"
+        env = {**setup_env, "DATABASE_URL": late_url, "SETUP_WAIT_SECONDS": "60"}
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            time.sleep(seconds)
+
+        setup = Setup(SetupSettings.from_env(env), env=env, sleep=sleep)
+        body = serve(event(replies.url), setup, log_name="setup")
+    finally:
+        forwarder.close()
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert waits[:1] == [2.0]  # it failed at least once, then waited and tried again
+    assert schema_version(database_url) == latest_version()

@@ -30,6 +30,9 @@ HANDLERS = {
     "scheduler-eventbridge-scheduler.json": "scheduler",
     "writer-msk.json": "writer",
     "writer-msk-poison.json": "writer",
+    "notifier-scheduled.json": "notifier",
+    "webhook-sns.json": "webhook",
+    "statuspage-scheduled.json": "statuspage",
     "api-list-sites.json": "api",
 }
 
@@ -109,6 +112,48 @@ def test_writer_fixture(name: str, database_url: str) -> None:
         stored = connection.run("SELECT count(*) FROM webchecker.checks")[0][0]
         kept = connection.run("SELECT count(*) FROM webchecker.check_rejects")[0][0]
     assert (stored, kept) == (first["inserted"], first["rejected"])
+
+
+@pytest.mark.postgres
+def test_statuspage_fixture(aws: None, database_url: str) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(
+        Bucket="status-page", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    event = json.loads((ROOT / "events" / "statuspage-scheduled.json").read_text())
+
+    result = run(
+        "statuspage", event, {"DATABASE_URL": database_url, "STATUS_BUCKET": "status-page"}
+    )
+
+    assert result == {"sites": 0, "files": 2, "bytes": result["bytes"]}
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket="status-page")["Contents"]}
+    assert keys == {"index.html", "status.json"}
+
+
+@pytest.mark.postgres
+def test_notifier_fixture(database_url: str, aws: None) -> None:
+    import boto3
+
+    topic = boto3.client("sns").create_topic(Name="webchecker-alerts")["TopicArn"]
+    event = json.loads((ROOT / "events" / "notifier-scheduled.json").read_text())
+    env = {"DATABASE_URL": database_url, "ALERT_TOPIC_ARN": topic}
+
+    # a database without alerts yet: the notifier migrates it and finds nothing to send
+    assert run("notifier", event, env) == {"sent": 0, "pending": 0}
+
+
+def test_webhook_fixture(http_targets: Any) -> None:
+    event = json.loads((ROOT / "events" / "webhook-sns.json").read_text())
+    env = {"WEBHOOK_URL": http_targets.url("/ok"), "WEBHOOK_FLAVOUR": "slack"}
+    before = len(http_targets.requests_to("/ok"))
+
+    assert run("webhook", event, env) == {"posted": 1}
+
+    (posted,) = http_targets.requests_to("/ok")[before:]
+    assert json.loads(posted.body)["text"] == "DOWN example-com: status 503"
 
 
 def test_api_fixture(ssm_client: Any, database_url: str) -> None:

@@ -108,10 +108,15 @@ def test_site_filter_and_a_longer_period(
 def test_table_report_for_a_terminal(
     stored: Database, cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lines = run_cli(capsys).splitlines()
+    table, note = run_cli(capsys).split("\n\n")
+    lines = table.splitlines()
 
     assert lines[0].split()[:4] == ["SITE", "CHECKS", "AVAIL", "%"]
     rows = {line.split()[0]: line for line in lines[1:]}
+    # issue 9 item 15: the percentiles are said to be estimates, with their resolution
+    assert note.startswith("P50/P95/P99 are estimates")
+    assert "5, 10, 20, 30, 50" in note
+    assert "60000 ms" in note
     assert sorted(rows) == ["api", "shop"]
     assert rows["shop"].split()[1:3] == ["100", "99.00"]
     assert "timeout at" in rows["api"]
@@ -160,3 +165,71 @@ def test_without_database_url_the_local_stacks_embedded_database_is_used_and_sto
     finally:
         EmbeddedPostgres(parent / "data").stop_if_stale()
         shutil.rmtree(parent, ignore_errors=True)
+
+
+# -- issue 9 item 15: exact windows below an hour, percentile resolution, documented bounds --
+
+
+@pytest.fixture
+def every_minute(database: Database) -> Database:
+    """One check of "tick" every minute for the last three hours, ``i`` ms slow."""
+    migrate(database)
+    store = CheckStore(database, retention=RetentionSettings())
+    checks = [
+        message(site_id="tick", response_time_ms=float(i), checked_at=NOW - timedelta(minutes=i))
+        for i in range(1, 181)
+    ]
+    store.write(records(checks))
+    return database
+
+
+@pytest.mark.parametrize("minutes", [1, 10, 59, 60, 61, 95, 179])
+def test_windows_are_exact_below_and_across_hours(every_minute: Database, minutes: int) -> None:
+    # Not rounded to the hour: exactly the checks at or after `since`.
+    since = NOW - timedelta(minutes=minutes)
+    (tick,) = build_report(every_minute, since=since, site_id="tick")
+
+    assert tick.checks == minutes
+    assert tick.p50_ms is not None
+    assert tick.p50_bucket_ms is not None
+    assert tick.p50_bucket_ms[0] <= tick.p50_ms <= tick.p50_bucket_ms[1]
+    exact_median = sorted(range(1, minutes + 1))[max(0, (minutes + 1) // 2 - 1)]
+    assert tick.p50_bucket_ms[0] <= exact_median <= tick.p50_bucket_ms[1] + 1
+
+
+def test_a_window_on_a_whole_hour_reads_only_rollups(every_minute: Database) -> None:
+    hour = NOW.replace(minute=0, second=0) - timedelta(hours=1)
+    with every_minute.transaction() as connection:
+        connection.run("DELETE FROM webchecker.checks WHERE checked_at < :hour", hour=hour)
+
+    (tick,) = build_report(every_minute, since=hour, site_id="tick")
+
+    assert tick.checks == sum(1 for i in range(1, 181) if NOW - timedelta(minutes=i) >= hour)
+
+
+def test_since_one_minute_on_the_command_line(
+    database: Database, cli_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrate(database)
+    now = datetime.now(UTC)
+    recent = [message(site_id="m", checked_at=now - timedelta(seconds=s)) for s in (5, 20, 40)]
+    older = [message(site_id="m", checked_at=now - timedelta(minutes=m)) for m in (2, 5, 30)]
+    CheckStore(database, retention=RetentionSettings()).write(records(recent + older))
+
+    (report,) = json.loads(run_cli(capsys, "--json", "--since", "1m"))
+
+    assert report["checks"] == 3  # before: 6, the whole hour
+    low, high = report["p50_bucket_ms"]
+    assert low <= report["p50_ms"] <= high
+
+
+def test_the_histogram_bounds_are_documented_in_the_database(database: Database) -> None:
+    migrate(database)
+    with database.transaction() as connection:
+        (comment,) = connection.run(
+            "SELECT col_description(CAST('webchecker.checks_hourly' AS regclass), attnum)"
+            " FROM pg_attribute WHERE attrelid = CAST('webchecker.checks_hourly' AS regclass)"
+            " AND attname = 'latency_histogram'"
+        )[0]
+    assert ", ".join(f"{bound:g}" for bound in BOUNDS_MS) + " ms" in comment
+    assert f"{len(BOUNDS_MS) + 1} buckets" in comment

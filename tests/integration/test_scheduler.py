@@ -315,3 +315,45 @@ def test_when_no_invoke_succeeds_the_tick_fails_after_its_metrics(
         assert metrics.metric_set["DueSites"]["Value"] == [1.0]
     finally:
         metrics.clear_metrics()
+
+
+def test_hostile_site_entries_are_invalid_and_the_tick_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+    ssm_client: SSMClient,
+    checker_function: str,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 9 items 2 and 3: these failed the whole tick (OverflowError, UnicodeEncodeError)."""
+    hostile = {
+        f"{ROOT}/h/inf": '{"url": "http://127.0.0.1:9/", "interval": 1e309}',
+        f"{ROOT}/h/nan": '{"url": "http://127.0.0.1:9/", "timeout": NaN}',
+        f"{ROOT}/h/big": '{"url": "http://127.0.0.1:9/", "timeout": 1' + "0" * 400 + "}",
+        f"{ROOT}/h/url": '{"url": "http://example.com/\\ud800"}',
+        f"{ROOT}/h/header": '{"url": "http://127.0.0.1:9/", "headers": {"X": "\\udfff"}}',
+        f"{ROOT}/h/body": '{"url": "http://127.0.0.1:9/", "body": "\\ud800"}',
+        f"{ROOT}/h/regex": '{"url": "http://127.0.0.1:9/", "regex": "\\ud800"}',
+        f"{ROOT}/h/backref": '{"url": "http://127.0.0.1:9/", "regex": "(a)\\\\1"}',
+        f"{ROOT}/h/ctl": '{"url": "http://127.0.0.1:9/", "headers": {"X": "a\\u000bb"}}',
+        f"{ROOT}/h/good": '{"url": "http://127.0.0.1:9/"}',
+    }
+    put_parameters(ssm_client, hostile)
+    app = load_app(monkeypatch)
+    recorder = recorded(app)
+
+    result = app.lambda_handler(load_event("scheduler-scheduled"), lambda_context)
+
+    assert (result["sites"], result["invalid"]) == (1, len(hostile) - 1)
+    assert recorder.site_ids() == (["good"] if result["due"] else [])
+    output = json_lines(capsys.readouterr().out)
+    reasons = {
+        line["parameter"]: line["reason"]
+        for line in output
+        if str(line.get("message")).startswith("invalid site")
+    }
+    fields = {name.rsplit("/", 1)[1]: reason.split(":", 1)[0] for name, reason in reasons.items()}
+    assert fields == {
+        "inf": "interval", "nan": "timeout", "big": "timeout", "url": "url",
+        "header": "headers", "body": "body", "regex": "regex", "backref": "regex",
+        "ctl": "headers",
+    }  # fmt: skip

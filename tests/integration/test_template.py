@@ -28,11 +28,14 @@ FUNCTIONS = {
     "SchedulerFunction": "scheduler",
     "CheckerFunction": "checker",
     "WriterFunction": "writer",
+    "StatuspageFunction": "statuspage",
+    "NotifierFunction": "notifier",
+    "WebhookFunction": "webhook",
 }
 LAYERS = {"WebcheckerLayer": "layers/webchecker/", "DependenciesLayer": "layers/dependencies/"}
 # The pipeline's functions, and every function the template builds (the deploy's Setup too).
 BUILT = {**FUNCTIONS, "SetupFunction": "setup"}
-QUEUES = ("DeadLetterQueue",)
+QUEUES = ("DeadLetterQueue", "AlertDeadLetterQueue")
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +243,15 @@ def test_writer_lag_and_silence_alarms(template: dict[str, Any]) -> None:
 
 def test_every_alarm_notifies_the_alarm_topic(template: dict[str, Any]) -> None:
     alarms = resources(template, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 6
+    pipeline = {
+        "SchedulerErrorsAlarm",
+        "CheckerErrorsAlarm",
+        "WriterErrorsAlarm",
+        "DeadLetterQueueAlarm",
+        "WriterOffsetLagAlarm",
+        "NoChecksWrittenAlarm",
+    }
+    assert pipeline <= set(alarms)
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
@@ -250,10 +261,12 @@ def test_outputs_name_existing_resources(template: dict[str, Any]) -> None:
     known = set(template["Resources"]) | set(template["Parameters"]) | {"WriterFunctionMskChecks"}
     for output in template["Outputs"].values():
         text = json.dumps(output["Value"])
-        named = re.findall(r'"Ref": "(\w+)"|"Fn::GetAtt": \["(\w+)"', text)
+        named = re.findall(r'"Ref": "(\w+)"|"Fn::GetAtt": \["(\w+)"|\$\{(\w+)[.}]', text)
         assert named, output
-        for ref, attribute in named:
-            assert (ref or attribute) in known, output
+        sub = output["Value"].get("Fn::Sub") if isinstance(output["Value"], dict) else None
+        local = set(sub[1]) if isinstance(sub, list) else set()  # Fn::Sub's own variables
+        for ref, attribute, substituted in named:
+            assert (ref or attribute or substituted) in known | local, output
 
 
 # -- permissions and secrets --------------------------------------------------------------------
@@ -439,3 +452,123 @@ def test_webchecker_layer_builds_with_or_without_ca_bundles(
     )
     assert sorted(p.name for p in (artifacts / "certs").iterdir()) == shipped
     assert (artifacts / "python" / "webchecker" / "__init__.py").is_file()
+
+
+# -- status page --------------------------------------------------------------------------------
+
+
+def test_status_bucket_is_private_encrypted_and_versioned(template: dict[str, Any]) -> None:
+    bucket = props(template, "StatusBucket")
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+
+def test_only_the_distribution_reads_the_bucket_through_origin_access_control(
+    template: dict[str, Any],
+) -> None:
+    allow, deny = props(template, "StatusBucketPolicy")["PolicyDocument"]["Statement"]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject"
+    source = allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":distribution/${StatusPageDistribution}")
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    config = props(template, "StatusPageDistribution")["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["OriginAccessControlId"] == {
+        "Fn::GetAtt": ["StatusPageOriginAccessControl", "Id"]
+    }
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no legacy OAI
+    assert config["DefaultRootObject"] == "index.html"
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    # the custom domain and its certificate are both conditional on the parameters
+    assert config["Aliases"]["Fn::If"][0] == "HasStatusPageDomain"
+    assert config["ViewerCertificate"]["Fn::If"][1]["AcmCertificateArn"] == {
+        "Ref": "StatusPageCertificateArn"
+    }
+
+
+def test_statuspage_runs_every_five_minutes_and_writes_only_into_its_bucket(
+    template: dict[str, Any],
+) -> None:
+    function = props(template, "StatuspageFunction")
+    (event,) = function["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "StatusPageSchedule"}
+    assert template["Parameters"]["StatusPageSchedule"]["Default"] == "rate(5 minutes)"
+    env = function_env(template, "StatuspageFunction")
+    assert env["STATUS_BUCKET"] == {"Ref": "StatusBucket"}
+    writer = function_env(template, "WriterFunction")
+    assert {name: env[name] for name in writer if name.startswith("DB_")} == {
+        name: value for name, value in writer.items() if name.startswith("DB_")
+    }
+    assert function["VpcConfig"] == props(template, "WriterFunction")["VpcConfig"]
+    assert template["Resources"]["StatuspageFunction"]["DependsOn"] == "Setup"
+    policies = function["Policies"]
+    assert {"Ref": "DatabaseClientPolicy"} in policies  # logs in like every database client
+    owned = [s for policy in policies if "Statement" in policy for s in policy["Statement"]]
+    writes = [s for s in owned if s["Action"] == "s3:PutObject"]
+    assert writes == [
+        {
+            "Sid": "WritePage",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": "${StatusBucket.Arn}/*"},
+        }
+    ]
+
+
+# -- site alerts ------------------------------------------------------------------------------
+
+
+def test_site_alerts_go_to_their_own_encrypted_topic(template: dict[str, Any]) -> None:
+    assert props(template, "AlertTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+    notifier = function_env(template, "NotifierFunction")
+    assert notifier["ALERT_TOPIC_ARN"] == {"Ref": "AlertTopic"}
+    assert {"DB_HOST", "DB_SECRET_ARN", "DB_IAM_AUTH", "ALERT_REMINDER_MINUTES"} <= set(notifier)
+    policies = props(template, "NotifierFunction")["Policies"]
+    assert {"Ref": "DatabaseClientPolicy"} in policies
+    assert {
+        "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["AlertTopic", "TopicName"]}}
+    } in policies
+    email = template["Resources"]["AlertEmailSubscription"]
+    assert email["Condition"] == "HasAlertEmail"
+    assert email["Properties"]["TopicArn"] == {"Ref": "AlertTopic"}
+
+
+def test_the_notifier_runs_every_minute_one_at_a_time_with_a_dead_letter_queue(
+    template: dict[str, Any],
+) -> None:
+    notifier = props(template, "NotifierFunction")
+    assert notifier["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
+    assert notifier["ReservedConcurrentExecutions"] == 1
+    assert notifier["DeadLetterQueue"]["TargetArn"] == {
+        "Fn::GetAtt": ["AlertDeadLetterQueue", "Arn"]
+    }
+    assert notifier["Timeout"] <= 60  # done before the next run
+    assert "VpcConfig" in notifier  # the database is in the VPC
+    assert template["Resources"]["NotifierFunction"]["DependsOn"] == "Setup"
+
+
+def test_the_writer_gets_the_certificate_warning_days(template: dict[str, Any]) -> None:
+    assert function_env(template, "WriterFunction")["CERT_WARNING_DAYS"] == {
+        "Ref": "CertWarningDays"
+    }
+
+
+def test_the_webhook_reads_its_url_from_a_securestring_only(template: dict[str, Any]) -> None:
+    webhook = template["Resources"]["WebhookFunction"]
+    assert webhook["Condition"] == "HasAlertWebhook"
+    env = function_env(template, "WebhookFunction")
+    assert "WEBHOOK_URL" not in env
+    assert env["WEBHOOK_URL_PARAMETER"] == {"Ref": "AlertWebhookUrlParameter"}
+    assert webhook["Properties"]["Events"]["Alerts"]["Properties"]["Topic"] == {"Ref": "AlertTopic"}
+    assert template["Parameters"]["AlertWebhookFlavour"]["AllowedValues"] == [
+        "none",
+        "slack",
+        "discord",
+        "teams",
+    ]

@@ -12,6 +12,7 @@ from webchecker.cli import main
 from webchecker.exceptions import ConfigurationError
 from webchecker.provision.preflight import (
     UNRESERVED_MINIMUM,
+    account_concurrency_problem,
     concurrency_problem,
     load_config,
     offline_problems,
@@ -193,3 +194,18 @@ def test_make_deploy_refuses_to_start_while_a_placeholder_is_left(tmp_path: Path
     assert "VpcSubnetIds = '<subnet-id-a>,<subnet-id-b>': placeholder left" in result.stderr
     assert "sam build" not in result.stdout + result.stderr  # refused before building
     assert "sam deploy" not in result.stdout
+
+
+def test_an_unreadable_account_concurrency_is_a_named_problem(aws: None, tmp_path: Path) -> None:
+    # moto answers GetAccountSettings with an error, as AWS does for an identity without
+    # lambda:GetAccountSettings: the deploy stops, saying which permission and how to skip.
+    config = load_config(samconfig(tmp_path, ['CheckerReservedConcurrency="200"']), "default")
+    problem = account_concurrency_problem(config, region="eu-west-1")
+    assert problem is not None
+    assert "lambda:GetAccountSettings" in problem
+    assert "--offline" in problem
+
+
+def test_no_reservation_needs_no_aws_call(tmp_path: Path) -> None:
+    config = load_config(samconfig(tmp_path, []), "default")
+    assert account_concurrency_problem(config, region="eu-west-1", lambda_client=object()) is None

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from webchecker.check.guard import (
     blocked_reason,
     embedded_ipv4,
+    embedded_ipv4s,
     first_blocked,
     literal_address,
     parse_networks,
@@ -154,3 +155,99 @@ def test_localhost_resolves_to_loopback_only() -> None:
     addresses = asyncio.run(resolve("localhost", 80))
     assert addresses
     assert all(blocked_reason(address) == "loopback" for address in addresses)
+
+
+# -- every IPv6 form that embeds an IPv4 address (issue 9 item 6) -----------------------
+
+
+def _v4(text: str) -> int:
+    return int(ipaddress.IPv4Address(text))
+
+
+def _rfc6052(prefix: str, length: int, ipv4: str) -> ipaddress.IPv6Address:
+    """The RFC 6052 address of ``ipv4`` under a NAT64 ``prefix`` of ``length`` bits (the
+    IPv4 bits skip bits 64-71), built independently of the guard's own table."""
+    packed = bytearray(ipaddress.IPv6Address(prefix).packed)
+    bits = _v4(ipv4)
+    position = length
+    for shift in range(31, -1, -1):
+        if position == 64:
+            position = 72  # the "u" octet stays zero
+        byte, bit = divmod(position, 8)
+        packed[byte] |= ((bits >> shift) & 1) << (7 - bit)
+        position += 1
+    return ipaddress.IPv6Address(bytes(packed))
+
+
+def _teredo(server: str, client: str) -> ipaddress.IPv6Address:
+    # 2001:0000:<server>:<flags>:<port ^ 0xffff>:<client ^ 0xffffffff>
+    value = (0x20010000 << 96) | (_v4(server) << 64) | (0xFFFF << 32) | (_v4(client) ^ 0xFFFFFFFF)
+    return ipaddress.IPv6Address(value)
+
+
+def _forms(ipv4: str) -> dict[str, ipaddress.IPv6Address]:
+    bits = _v4(ipv4)
+    return {
+        "IPv4-mapped": ipaddress.IPv6Address(0xFFFF << 32 | bits),
+        "IPv4-translated": ipaddress.IPv6Address(0xFFFF0000 << 32 | bits),
+        "IPv4-compatible": ipaddress.IPv6Address(bits),
+        "6to4": ipaddress.IPv6Address((0x2002 << 112) | (bits << 80) | 1),
+        "Teredo client": _teredo("65.54.227.120", ipv4),
+        "NAT64 /96": _rfc6052("64:ff9b::", 96, ipv4),
+        **{
+            f"local NAT64 /{length}": _rfc6052("64:ff9b:1::", length, ipv4)
+            for length in (48, 56, 64, 96)
+        },
+    }
+
+
+INTERNAL = ["127.0.0.1", "169.254.169.254", "10.1.2.3", "192.168.0.1", "100.64.0.1"]
+
+
+@pytest.mark.parametrize("ipv4", INTERNAL)
+@pytest.mark.parametrize("form", list(_forms("127.0.0.1")))
+def test_every_form_that_embeds_an_internal_ipv4_is_blocked(form: str, ipv4: str) -> None:
+    address = _forms(ipv4)[form]
+    reason = blocked_reason(address)
+    assert reason is not None, f"{address} ({form} of {ipv4}) passed the guard"
+    assert ipaddress.IPv4Address(ipv4) in embedded_ipv4s(address)
+    if not form.startswith("local"):  # a local prefix may read as several; one is named
+        assert f"as IPv4 inside IPv6 ({ipv4}," in reason
+
+
+@pytest.mark.parametrize(
+    ("address", "inner"),
+    [
+        ("::ffff:0:127.0.0.1", "127.0.0.1"),  # the issue's http://[::ffff:0:127.0.0.1]/
+        ("::ffff:0:7f00:1", "127.0.0.1"),
+        ("::ffff:0:169.254.169.254", "169.254.169.254"),
+        ("64:ff9b:1:a9fe:a9:fe00::", "169.254.169.254"),  # RFC 6052 /48 layout
+        ("64:ff9b:1:a9fe:a9:fe00:101:101", "169.254.169.254"),  # the suffix is not the IPv4
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo, client obfuscated
+    ],
+)
+def test_the_issues_addresses_are_blocked_naming_the_ipv4_inside(address: str, inner: str) -> None:
+    reason = blocked_reason(address)
+    assert reason is not None
+    assert f"({inner}," in reason
+
+
+@pytest.mark.parametrize("form", ["IPv4-mapped", "IPv4-translated", "NAT64 /96", "6to4"])
+def test_a_public_ipv4_inside_ipv6_is_allowed(form: str) -> None:
+    address = _forms("93.184.216.34")[form]
+    assert blocked_reason(address) is None
+    assert embedded_ipv4(address) == ipaddress.IPv4Address("93.184.216.34")
+
+
+def test_teredo_stays_blocked_even_with_a_public_client() -> None:
+    # 2001::/32 is not globally routable itself; the public client must not open it
+    reason = blocked_reason(_teredo("65.54.227.120", "93.184.216.34"))
+    assert reason == "reserved (not globally routable)"
+
+
+@given(st.ip_addresses(v=4))
+def test_any_internal_ipv4_is_blocked_in_every_embedding(ipv4: ipaddress.IPv4Address) -> None:
+    if blocked_reason(ipv4) is None:
+        return
+    for form, address in _forms(str(ipv4)).items():
+        assert blocked_reason(address) is not None, (form, str(address))

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webchecker.histogram import BOUNDS_MS, BUCKETS, bucket_of, histogram_of, merge, percentile
+from webchecker.histogram import (
+    BOUNDS_MS,
+    BUCKETS,
+    bucket_of,
+    histogram_of,
+    merge,
+    percentile,
+    percentiles,
+)
 
 latencies = st.lists(
     st.floats(min_value=0, max_value=120_000, allow_nan=False), min_size=1, max_size=300
@@ -64,3 +72,19 @@ def test_one_sample_gives_itself_back_and_no_samples_give_none() -> None:
     assert percentile([0] * BUCKETS, 0.5, minimum=0.0, maximum=0.0) is None
     with pytest.raises(ValueError):
         percentile([1] * BUCKETS, 1.5, minimum=0.0, maximum=1.0)
+
+
+@given(
+    st.lists(st.integers(0, 50), min_size=BUCKETS, max_size=BUCKETS),
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=5),
+    st.floats(0.0, 100.0),
+    st.floats(0.0, 70_000.0),
+)
+def test_percentiles_in_one_pass_equal_one_percentile_at_a_time(
+    histogram: list[int], fractions: list[float], minimum: float, spread: float
+) -> None:
+    maximum = minimum + spread
+    expected = [
+        percentile(histogram, fraction, minimum=minimum, maximum=maximum) for fraction in fractions
+    ]
+    assert percentiles(histogram, fractions, minimum=minimum, maximum=maximum) == expected

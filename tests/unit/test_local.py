@@ -19,17 +19,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from webchecker.exceptions import ConfigurationError
+from webchecker.local.board import invalid_lines
 from webchecker.local.demo import DemoServer
 from webchecker.local.embedded.service import Service
 from webchecker.local.env_file import EnvFile
 from webchecker.local.env_file import read as read_env_file
-from webchecker.local.live import LiveView, SiteStatus, format_table
+from webchecker.local.live import LiveView, SiteStatus, clip, format_table
 from webchecker.local.settings import EMBEDDED_KAFKA_VARIABLE, LocalSettings
-from webchecker.local.site_file import demo_sites, follow_demo
+from webchecker.local.site_file import demo_sites, follow_demo, points_at, seeded_names
 from webchecker.local.stack import LocalStack
 from webchecker.local.ticks import SimulatedClock, scheduled_event
 from webchecker.schedule.plan import tick_from_event
-from webchecker.sites import Site
+from webchecker.sites import InvalidSite, Site
 from webchecker.store.database import redact_url
 
 OLD, NEW = "http://127.0.0.1:8780", "http://127.0.0.1:9999"
@@ -130,8 +131,9 @@ def test_plain_view_appends_and_terminal_view_redraws() -> None:
     view.message("note")
     view.release()
     view.message("bye")
-    # up 2 lines and clear, the note, the table again; after release, below it
-    assert screen.getvalue() == "t1\na\n\x1b[2F\x1b[Jnote\nt1\na\nbye\n"
+    # up 2 lines, the note, the table again (each line cleared after its text); after
+    # release, below it
+    assert screen.getvalue() == ("t1\x1b[K\na\x1b[K\n\r\x1b[2Anote\x1b[K\nt1\x1b[K\na\x1b[K\nbye\n")
 
 
 @pytest.mark.parametrize(("field", "value"), [("tick_seconds", 0), ("duration", -1)])
@@ -282,3 +284,102 @@ def test_the_demo_root_lists_its_endpoints() -> None:
     for path in ("/healthy", "/slow", "/hang", "/failing", "/flapping", "/redirect"):
         assert f"\n  {path} " in body, body
     assert "``" not in body
+
+
+# -- issue 9 items 16 and 17: invalid entries and a table that fits the terminal -------------
+
+
+def _statuses(count: int, failing: set[int]) -> list[SiteStatus]:
+    return [
+        SiteStatus(
+            site_id=f"site-{i:02d}",
+            url=f"http://127.0.0.1/{i}",
+            enabled=True,
+            checks=1,
+            passed=0 if i in failing else 1,
+            ok=i not in failing,
+            error="status" if i in failing else None,
+        )
+        for i in range(count)
+    ]
+
+
+def test_a_table_taller_than_its_room_keeps_the_failing_sites_and_counts_the_rest() -> None:
+    statuses = _statuses(40, failing={3, 25, 39})
+    lines = format_table(statuses, width=80, height=10)
+
+    assert len(lines) == 10
+    shown = [line.split()[1] for line in lines[1:-1]]
+    assert {"site-03", "site-25", "site-39"} <= set(shown)
+    assert shown == sorted(shown)  # still in table order
+    assert lines[-1].startswith("... 32 more sites not shown (all passing or waiting)")
+    assert format_table(statuses, width=80, height=41) == format_table(statuses, width=80)
+
+
+@given(st.integers(min_value=1, max_value=60), st.integers(min_value=2, max_value=50))
+def test_the_table_never_exceeds_its_height(count: int, height: int) -> None:
+    lines = format_table(_statuses(count, failing={0}), width=60, height=height)
+    assert len(lines) <= max(height, 2)
+    assert all(len(line) <= 60 for line in lines)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("columns", "lines"), [(80, 24), (250, 70)])
+def test_terminal_view_stays_within_the_screen(columns: int, lines: int) -> None:
+    screen = FakeTerminal()
+    view = LiveView(screen, size=lambda: os.terminal_size((columns, lines)))
+    block = [f"row {i} " + "x" * 300 for i in range(200)]
+
+    view.show("title", block)
+    drawn = screen.getvalue().split("\n")[:-1]
+    view.show("title", block)
+
+    assert len(drawn) == lines - 1  # one line less than the screen: redraws never scroll
+    assert all(len(line.removesuffix("\x1b[K")) <= columns - 1 for line in drawn)
+    # The redraw moves up exactly as many lines as were drawn; no "clear to the end of the
+    # screen" from its top-left corner (tmux would push the screen into the scrollback).
+    redraw = screen.getvalue()[len("\n".join(drawn)) + 1 :]
+    assert redraw.startswith(f"\r\x1b[{lines - 1}A")
+    assert "\x1b[J" not in redraw
+
+
+def test_a_shorter_table_clears_the_rest_of_the_old_one() -> None:
+    screen = FakeTerminal()
+    view = LiveView(screen, size=lambda: os.terminal_size((80, 24)))
+    view.show("t", ["a", "b", "c"])
+    view.show("t", ["a"])
+    assert screen.getvalue().endswith("\r\x1b[4At\x1b[K\na\x1b[K\n\x1b[J")
+
+
+def test_clip_counts_wide_characters_and_hides_control_characters() -> None:
+    assert clip("ab\x1b[2Jc", 80) == "ab?[2Jc"
+    assert clip("日本語テキスト", 5) == "日本"
+    assert clip("plain", 3) == "pla"
+
+
+def test_invalid_entries_are_listed_with_reasons_and_where_to_see_the_rest() -> None:
+    invalid = [
+        InvalidSite(f"/webchecker/sites/bad-{i}", None, "interval: not a number") for i in range(5)
+    ]
+    lines = invalid_lines(invalid)
+
+    assert lines[0] == "5 invalid site entries skipped:"
+    assert lines[1:4] == [f"  /webchecker/sites/bad-{i}: interval: not a number" for i in range(3)]
+    assert lines[4].startswith("  ... 2 more: `")
+    assert "sites list" in lines[4]
+    assert invalid_lines(invalid[:1])[0] == "1 invalid site entry skipped:"
+    assert invalid_lines([]) == []
+
+
+def test_only_the_seeded_examples_follow_the_demo_server() -> None:
+    names = seeded_names("/webchecker/sites/")
+    assert "/webchecker/sites/demo-healthy" in names
+    assert all(name.startswith("/webchecker/sites/demo-") for name in names)
+    assert points_at(json.dumps({"id": "a", "url": f"{OLD}/x"}), OLD)
+    assert points_at(json.dumps([{"id": "b", "url": "https://127.0.0.1:8780/"}]), OLD)
+    assert not points_at(json.dumps({"id": "a", "url": f"{NEW}/x"}), OLD)
+    assert not points_at("{not json", OLD)

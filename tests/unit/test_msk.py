@@ -83,7 +83,12 @@ def test_a_value_that_is_not_base64_is_kept_as_received_with_the_reason() -> Non
         {"eventSource": "aws:kafka"},
         {"eventSource": "aws:kafka", "records": {"t-0": {"offset": 1}}},
         {"eventSource": "aws:kafka", "records": {"t-0": [{"topic": "t", "partition": 0}]}},
-        {"eventSource": "aws:kafka", "records": {"t-0": [raw_record(headers=["x"])]}},
+        {"eventSource": "aws:kafka", "records": {"t-0": [raw_record(topic="\ud800")]}},
+        {"eventSource": "aws:kafka", "records": {"t-0": [raw_record(topic="t" * 250)]}},
+        {"eventSource": "aws:kafka", "records": {"t-0": [raw_record(partition=2**31)]}},
+        {"eventSource": "aws:kafka", "records": {"t-0": [raw_record(offset=-1)]}},
+        {"eventSource": "aws:kafka", "records": {"t-0": [raw_record(offset=float("inf"))]}},
+        {"eventSource": "aws:kafka", "records": {"t-0": ["not a record"]}},
     ],
 )
 def test_events_that_are_not_msk_batches_are_refused(broken: dict[str, Any]) -> None:
@@ -142,3 +147,39 @@ def test_from_dict_builds_the_same_record_as_the_constructor(headers: list[Any])
     assert hash(record) == hash(built)
     with pytest.raises(FrozenInstanceError):
         record.offset = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"value": "\ud800 not base64"}, "value is not valid base64"),
+        ({"timestamp": "abc"}, "timestamp is not a number"),
+        ({"timestamp": float("nan")}, "timestamp is not a number"),
+        ({"timestamp": float("inf")}, "timestamp is not a number"),
+        ({"timestamp": [1]}, "timestamp is not a number"),
+        ({"headers": ["x"]}, "headers must be a list"),
+        ({"headers": [{"h": [256]}]}, "MSK record header h:"),
+        ({"headers": [{"h": "\ud800"}]}, "MSK record header h:"),
+        ({"headers": [{"h": 10**12}]}, "not a list of bytes"),  # not a terabyte of zeros
+        ({"headers": 5}, "headers must be a list"),
+    ],
+)
+def test_a_malformed_record_field_makes_that_record_a_reject_not_the_batch(
+    overrides: dict[str, Any], problem: str
+) -> None:
+    """Issue 9 item 9: these raised out of the writer, failing the batch forever."""
+    good = raw_record(offset=40)
+    bad_record, good_record = MskEvent.from_dict(event(raw_record(**overrides), good))
+
+    assert bad_record.value_error is not None
+    assert problem in bad_record.value_error
+    bad_record.value_error.encode()  # storable text
+    assert bad_record.value is not None
+    bad_record.value.decode("utf-8")
+    assert good_record.value_error is None
+
+
+def test_a_record_value_error_is_kept_short() -> None:
+    (record,) = MskEvent.from_dict(event(raw_record(timestamp="x" * 1_000_000)))
+    assert record.value_error is not None
+    assert len(record.value_error) < 200

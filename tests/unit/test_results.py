@@ -109,7 +109,7 @@ def test_unknown_fields_are_ignored_and_offsets_normalised_to_utc() -> None:
         (b"{oops", "not valid JSON"),
         (b"[1]", "must be a JSON object"),
         (message(schema=2), "schema: unknown version 2"),
-        (message(schema=_DROP), "schema: unknown version None"),
+        (message(schema=_DROP), "schema: unknown version null"),
         (message(check_id="nope"), "check_id:"),
         (message(check_id=_DROP), "check_id: missing"),
         (message(site_id=""), "site_id: must not be empty"),

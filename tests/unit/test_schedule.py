@@ -250,3 +250,10 @@ def test_shards_never_exceed_either_limit_and_lose_nothing(
                 separators=(",", ":"),
             )
             assert len(current.payload) + 1 + len(next_site) > max_bytes
+
+
+@pytest.mark.parametrize("raw", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_tick_out_of_range_in_utc_is_an_invalid_event(raw: str) -> None:
+    """Issue 9 item 13's twin in the scheduler: OverflowError before."""
+    with pytest.raises(InvalidEvent, match="out of range"):
+        tick_from_event({"time": raw})

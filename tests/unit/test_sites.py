@@ -253,3 +253,93 @@ def test_load_sites_never_raises(parameters: dict[str, str]) -> None:
         1 for value in parameters.values() if value.strip().startswith("[")
     )
     assert len({site.id for site in catalog.sites}) == len(catalog.sites)
+
+
+# -- hostile input (issue 9 items 1, 2, 3, 7) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"interval": float("inf")}, "interval"),
+        ({"interval": float("-inf")}, "interval"),
+        ({"interval": float("nan")}, "interval"),
+        ({"interval": 1e308}, "interval"),
+        ({"interval": 10**400}, "interval"),
+        ({"timeout": float("inf")}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"timeout": 10**400}, "timeout"),
+        ({"timeout": -(10**400)}, "timeout"),
+        ({"expected_status": [10**400]}, "expected_status"),
+        ({"failure_threshold": float("inf")}, "failure_threshold"),
+        ({"success_threshold": float("nan")}, "success_threshold"),
+        ({"url": "http://example.com/\ud800"}, "url"),
+        ({"url": "http://ex\udcffample.com/"}, "url"),
+        ({"headers": {"X-A": "\ud800"}}, "headers"),
+        ({"body": "\udfff"}, "body"),
+        ({"regex": "ok\ud800"}, "regex"),
+        ({"id": "a\ud800"}, "id"),
+        ({"method": "GET\ud800"}, "method"),
+        ({"tags": ["a\ud800"]}, "tags"),
+        ({"headers": {"X-A": "a\x0bb"}}, "headers"),
+        ({"headers": {"X-A": "a\x1fb"}}, "headers"),
+        ({"headers": {"X-A": "a\x7fb"}}, "headers"),
+        ({"headers": {"X-A": "\x1b[31m"}}, "headers"),
+        ({"headers": {f"X-{i}": "v" for i in range(65)}}, "headers"),
+        ({"regex": "(a)\\1"}, "regex"),  # backreference: RE2 refuses it
+        ({"regex": "(?=a)"}, "regex"),  # lookahead
+        ({"regex": "a{1000}{1000}"}, "regex"),  # too large for RE2's budget
+        ({"regex": "a" * 2049}, "regex"),
+        ({"url": "http://e.com/" + "x" * 10_000_000}, "url"),
+        ({"interval": "x" * 10_000_000}, "interval"),
+    ],
+)
+def test_hostile_values_are_one_clear_error_naming_the_field(
+    changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(SiteError) as caught:
+        Site.from_dict({"id": "site", "url": "https://example.com", **changes})
+    assert caught.value.field == field
+    message = str(caught.value)
+    assert len(message) < 600
+    message.encode()  # printable anywhere: no lone surrogate in the message itself
+
+
+def test_a_tab_in_a_header_value_is_fine() -> None:
+    site = Site.from_dict({"id": "a", "url": "http://a", "headers": {"X": "a\tb"}})
+    assert site.headers["X"] == "a\tb"
+
+
+def test_the_catastrophic_pattern_is_valid_and_matches_in_linear_time() -> None:
+    # RE2 accepts it (no backreference) and never backtracks; the CPU bound of a check
+    # is shown end to end in tests/integration/test_checker_hostile.py
+    site = Site.from_dict({"id": "a", "url": "http://a", "regex": "(a+)+$"})
+    assert site.pattern.search("a" * 28 + "b") is None
+    assert site.pattern.search("a" * 100_000) is not None
+
+
+def test_the_unknown_keys_message_stays_short() -> None:
+    keys = {f"k{i}" * 1000: 1 for i in range(1000)}
+    with pytest.raises(SiteError) as caught:
+        Site.from_dict({"id": "a", "url": "http://a", **keys})
+    assert len(str(caught.value)) < 600
+    assert "and 995 more" in str(caught.value)
+
+
+def test_load_sites_reports_non_finite_json_numbers_as_invalid_entries() -> None:
+    catalog = load_sites(
+        {
+            "/s/inf": '{"url": "http://a", "interval": 1e309}',
+            "/s/nan": '{"url": "http://a", "timeout": NaN}',
+            "/s/neg": '{"url": "http://a", "timeout": -Infinity}',
+            "/s/sur": '{"url": "http://a/\\ud800"}',
+            "/s/ok": '{"url": "http://a"}',
+        }
+    )
+    assert [site.id for site in catalog.sites] == ["ok"]
+    assert {entry.parameter: entry.reason.split(":")[0] for entry in catalog.invalid} == {
+        "/s/inf": "interval",
+        "/s/nan": "timeout",
+        "/s/neg": "timeout",
+        "/s/sur": "url",
+    }

@@ -33,7 +33,8 @@ moments = st.datetimes(
     min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 )
 texts = st.text(min_size=1, max_size=30).filter(lambda t: "\x00" not in t)
-millis = st.none() | st.floats(min_value=0, max_value=1e9, allow_nan=False) | st.integers(0, 10**6)
+site_ids = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,62}", fullmatch=True)
+millis = st.none() | st.floats(min_value=0, max_value=8.64e7) | st.integers(0, 10**6)
 
 
 @st.composite
@@ -41,8 +42,8 @@ def results(draw: st.DrawFn) -> CheckResult:
     ok = draw(st.booleans())
     return CheckResult(
         check_id=str(draw(st.uuids())),
-        site_id=draw(texts),
-        url=draw(texts),
+        site_id=draw(site_ids),
+        url=draw(texts.filter(lambda t: "@" not in t)),  # userinfo goes through from_json
         region=draw(st.none() | texts),
         scheduled_at=draw(moments),
         checked_at=draw(moments),
@@ -244,7 +245,11 @@ def _message(**changes: Any) -> bytes:
         ({"check_id": "6BA7B810-9DAD-11D1-80B4-00C04FD430C8"}, True),  # normalised
         ({"checked_at": "2026-11-27T12:00:00.123+02:00"}, True),  # converted to UTC
         ({"response_time_ms": 12}, True),
-        ({"site_id": "tab\there"}, True),  # escaped for COPY
+        ({"url": "http://h/tab\there"}, True),  # escaped for COPY
+        ({"site_id": "tab\there"}, False),  # not a site id: a reject
+        ({"site_id": "x" * 10_000}, False),  # issue 9 item 5: a reject, not a failed COPY
+        ({"response_time_ms": 1e308}, False),  # issue 9 item 4: a reject, not an overflow
+        ({"url": "http://alice:secret@example.com/"}, False),  # from_json redacts it
         ({"check_id": "{6ba7b810-9dad-11d1-80b4-00c04fd430c8}"}, False),  # from_json's call
         ({"checked_at": "2026-11-27T10:00:00.1234567Z"}, True),  # as from_json cuts it
         ({"schema": 1.0}, False),

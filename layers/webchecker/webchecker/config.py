@@ -7,6 +7,7 @@ An explicit argument beats the environment variable, which beats the default.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 
@@ -72,6 +73,8 @@ def env_float(
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r}: expected a number") from None
+    if not math.isfinite(value):  # "nan", "inf" and "1e999" all parse
+        raise ConfigurationError(f"{name}={raw!r}: expected a finite number")
     _check_range(name, value, minimum, maximum)
     return value
 

@@ -11,6 +11,8 @@
      │    └── SiteConflict     a site write lost a race, or its id or parameter is taken
      ├── FanoutError           no asynchronous invoke of the checker succeeded
      ├── InvocationFailed      a function run by the local Lambda API raised (or is unknown)
+     ├── StatusPageError       the status page's files could not be written (directory, S3)
+     ├── SmokeCheckFailed      a deployed stack failed the post-deploy smoke check
      ├── InvalidRequest        a request parameter is invalid (names the field and the problem)
      ├── NotFound              the site, window or subscription a request names does not exist
      ├── PreconditionFailed    a request's If-Match names a version that is no longer current
@@ -73,6 +75,14 @@ class InvocationFailed(WebcheckerError):
     def __init__(self, message: str, *, error_type: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+class StatusPageError(WebcheckerError):
+    """The status page's files could not be written (a directory or the S3 bucket)."""
+
+
+class SmokeCheckFailed(WebcheckerError):
+    """A deployed stack did not pass the post-deploy smoke check (``webchecker smoke``)."""
 
 
 class InvalidRequest(WebcheckerError):

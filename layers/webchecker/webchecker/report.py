@@ -1,9 +1,11 @@
-"""Availability and latency per site, from the hourly rollups and the latest rows.
+"""Availability and latency per site, from the hourly rollups and the rows at the edge.
 
-Counts and percentiles come from ``checks_hourly`` (whole hours: the window starts at the
-hour that holds ``since``), so a year is as quick to report as a day; percentiles are
-estimated from the merged fixed-bucket histograms (``webchecker.histogram``). The last
-check and the last failure come from ``checks`` through its (site_id, checked_at) indexes.
+The window is exact: the whole hours from the first full hour after ``since`` come from
+``checks_hourly`` (so a year is as quick to report as a day), the part of an hour before it
+from ``checks`` (through its (site_id, checked_at) index). Percentiles are estimates: the
+merged fixed-bucket histograms (``webchecker.histogram``) say which bucket holds each, and
+the value is interpolated inside it; the report gives that bucket with each estimate. The
+last check and the last failure come from ``checks``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from webchecker.histogram import BUCKETS, percentile
+from webchecker.histogram import BOUNDS_MS, BUCKETS, describe_bounds, percentile, percentile_bucket
 from webchecker.results import format_timestamp
 from webchecker.store.database import Database, quote_identifier
 
@@ -29,7 +31,10 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     match = _DURATION.fullmatch(text.strip().lower())
     if match:
         seconds = float(match["amount"]) * _UNITS[match["unit"]]
-        return now - timedelta(seconds=seconds)
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:  # 99999999999d: before year 1
+            raise ValueError(f"{text[:40]!r}: further back than the calendar goes") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -38,7 +43,10 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{text[:40]!r}: out of range in UTC") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +65,10 @@ class SiteReport:
     last_error: str | None  # the latest failure within the window
     last_error_at: datetime | None
     last_error_detail: str | None
+    #: The histogram bucket (low, high) ms holding each percentile: its resolution.
+    p50_bucket_ms: tuple[float, float] | None = None
+    p95_bucket_ms: tuple[float, float] | None = None
+    p99_bucket_ms: tuple[float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +79,9 @@ class SiteReport:
             "p50_ms": _round(self.p50_ms, 1),
             "p95_ms": _round(self.p95_ms, 1),
             "p99_ms": _round(self.p99_ms, 1),
+            "p50_bucket_ms": _bucket(self.p50_bucket_ms),
+            "p95_bucket_ms": _bucket(self.p95_bucket_ms),
+            "p99_bucket_ms": _bucket(self.p99_bucket_ms),
             "last_checked_at": _timestamp(self.last_checked_at),
             "last_status_code": self.last_status_code,
             "last_error": self.last_error,
@@ -80,25 +95,38 @@ def build_report(
 ) -> list[SiteReport]:
     """Every site with checks since ``since`` (or just ``site_id``), sorted by id."""
     schema = quote_identifier(database.schema)
-    window = "hour >= date_trunc('hour', CAST(:since AS timestamptz), 'UTC')"
+    since = since.astimezone(UTC)
+    edge = _next_hour(since)  # rollups from here on; rows of [since, edge) one by one
     site_filter = "(CAST(:site AS text) IS NULL OR site_id = CAST(:site AS text))"
+    rows_window = f"checked_at >= :since AND checked_at < :edge AND {site_filter}"
+    bounds = "CAST(:bounds AS double precision[])"
     with database.transaction() as connection:
         totals = connection.run(
             "SELECT site_id, sum(checks), sum(failures), min(latency_min_ms), max(latency_max_ms)"
-            f" FROM {schema}.checks_hourly WHERE {window} AND {site_filter}"
-            " GROUP BY site_id ORDER BY site_id",
+            f" FROM {schema}.checks_hourly WHERE hour >= :edge AND {site_filter}"
+            " GROUP BY site_id"
+            " UNION ALL"
+            " SELECT site_id, count(*), count(*) FILTER (WHERE NOT ok), min(response_time_ms),"
+            f" max(response_time_ms) FROM {schema}.checks WHERE {rows_window} GROUP BY site_id",
+            edge=edge,
             since=since,
             site=site_id,
         )
         buckets = connection.run(
-            "SELECT site_id, u.i, sum(u.n)"
+            "SELECT site_id, u.i - 1, sum(u.n)"
             f" FROM {schema}.checks_hourly,"
             " unnest(latency_histogram) WITH ORDINALITY AS u(n, i)"
-            f" WHERE {window} AND {site_filter} GROUP BY site_id, u.i",
+            f" WHERE hour >= :edge AND {site_filter} GROUP BY site_id, u.i"
+            " UNION ALL"
+            f" SELECT site_id, width_bucket(response_time_ms, {bounds}), count(*)"
+            f" FROM {schema}.checks WHERE {rows_window} AND response_time_ms IS NOT NULL"
+            " GROUP BY 1, 2",
+            edge=edge,
             since=since,
             site=site_id,
+            bounds=list(BOUNDS_MS),
         )
-        sites = [row[0] for row in totals]
+        sites = sorted({row[0] for row in totals})
         latest = connection.run(
             "SELECT s.site_id, c.checked_at, c.status_code, f.error, f.checked_at,"
             " f.error_detail"
@@ -114,41 +142,66 @@ def build_report(
         )
     histograms: dict[str, list[int]] = defaultdict(lambda: [0] * BUCKETS)
     for site, index, count in buckets:
-        histograms[site][int(index) - 1] = int(count)
+        histograms[site][int(index)] += int(count)
+    summed: dict[str, list[Any]] = {}
+    for site, checks, failures, fastest, slowest in totals:
+        entry = summed.setdefault(site, [0, 0, None, None])
+        entry[0] += int(checks)
+        entry[1] += int(failures)
+        entry[2] = _pick(min, entry[2], fastest)
+        entry[3] = _pick(max, entry[3], slowest)
     last = {row[0]: row[1:] for row in latest}
     reports = []
-    for site, checks, failures, fastest, slowest in totals:
+    for site in sites:
+        checks, failures, fastest, slowest = summed[site]
         checked_at, status_code, error, error_at, detail = last.get(site, (None,) * 5)
         p50, p95, p99 = (
             _estimate(histograms[site], fraction, fastest, slowest)
             for fraction in (0.5, 0.95, 0.99)
         )
-        checks, failures = int(checks), int(failures)
         reports.append(
             SiteReport(
                 site_id=site,
                 checks=checks,
                 failures=failures,
                 availability=100.0 * (checks - failures) / checks if checks else None,
-                p50_ms=p50,
-                p95_ms=p95,
-                p99_ms=p99,
+                p50_ms=p50[0],
+                p95_ms=p95[0],
+                p99_ms=p99[0],
                 last_checked_at=checked_at,
                 last_status_code=status_code,
                 last_error=error,
                 last_error_at=error_at,
                 last_error_detail=detail,
+                p50_bucket_ms=p50[1],
+                p95_bucket_ms=p95[1],
+                p99_bucket_ms=p99[1],
             )
         )
     return reports
 
 
+def _next_hour(moment: datetime) -> datetime:
+    """``moment`` if it is a whole hour, else the next whole hour."""
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    return hour if hour == moment else hour + timedelta(hours=1)
+
+
+def _pick(choose: Any, current: float | None, new: float | None) -> float | None:
+    values = [value for value in (current, new) if value is not None]
+    return float(choose(values)) if values else None
+
+
 def _estimate(
     histogram: Sequence[int], fraction: float, fastest: float | None, slowest: float | None
-) -> float | None:
+) -> tuple[float | None, tuple[float, float] | None]:
+    """The estimated percentile and the bucket it lies in (its resolution)."""
     if fastest is None or slowest is None:  # no check of the site had a response time
-        return None
-    return percentile(histogram, fraction, minimum=fastest, maximum=slowest)
+        return None, None
+    return (
+        percentile(histogram, fraction, minimum=fastest, maximum=slowest),
+        percentile_bucket(histogram, fraction, minimum=fastest, maximum=slowest),
+    )
 
 
 _HEADERS = ("SITE", "CHECKS", "AVAIL %", "P50 ms", "P95 ms", "P99 ms", "LAST CHECK (UTC)",
@@ -182,7 +235,14 @@ def format_table(reports: Sequence[SiteReport]) -> str:
             for index, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return "\n".join([*lines, "", ESTIMATES_NOTE])
+
+
+#: Printed under the table: what the percentile columns are (``--json`` gives each bucket).
+ESTIMATES_NOTE = (
+    "P50/P95/P99 are estimates, interpolated inside latency buckets with upper bounds "
+    f"{describe_bounds()}: the true value lies in the same bucket (--json: p50_bucket_ms...)."
+)
 
 
 def _last_error(report: SiteReport) -> str:
@@ -201,6 +261,10 @@ def _fixed(value: float | None, digits: int) -> str:
 
 def _short_time(moment: datetime | None) -> str:
     return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _bucket(bucket: tuple[float, float] | None) -> list[float] | None:
+    return None if bucket is None else [bucket[0], bucket[1]]
 
 
 def _round(value: float | None, digits: int) -> float | None:

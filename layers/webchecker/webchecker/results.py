@@ -9,7 +9,6 @@ may add fields before consumers know them.
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,10 +16,23 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from webchecker.exceptions import InvalidMessage
-from webchecker.sites import DEFAULT_THRESHOLD, MAX_TAGS, MAX_THRESHOLD, MIN_THRESHOLD, TAG_PATTERN
+from webchecker.sites import (
+    DEFAULT_THRESHOLD,
+    MAX_TAGS,
+    MAX_THRESHOLD,
+    MAX_URL_LENGTH,
+    MIN_THRESHOLD,
+    SITE_ID_PATTERN,
+    TAG_PATTERN,
+    redact_url,
+)
 
 SCHEMA_VERSION = 1
 MAX_ERROR_DETAIL = 500
+#: Bounds that keep every record storable: text that is indexed (``site_id``) within
+#: PostgreSQL's index row size, numbers far from float overflow in the hourly sums.
+MAX_REGION = 64
+MAX_MILLISECONDS = 86_400_000.0  # a day; a check lasts at most its timeout (60 s)
 ERROR_KINDS = frozenset(
     {
         "dns",
@@ -124,7 +136,8 @@ class CheckResult:
         schema = message.get("schema")
         if schema != SCHEMA_VERSION or isinstance(schema, bool):
             raise InvalidMessage(
-                f"schema: unknown version {schema!r} (this consumer understands {SCHEMA_VERSION})"
+                f"schema: unknown version {_preview(schema)} "
+                f"(this consumer understands {SCHEMA_VERSION})"
             )
         get = _Fields(message)
         ok = get.required("ok", _bool)
@@ -135,9 +148,9 @@ class CheckResult:
             raise InvalidMessage("error: missing on a check that failed")
         return cls(
             check_id=get.required("check_id", _uuid),
-            site_id=get.required("site_id", _text),
-            url=get.required("url", _text),
-            region=get.optional("region", _text),
+            site_id=get.required("site_id", _site_id),
+            url=redact_url(get.required("url", _url)),
+            region=get.optional("region", _region),
             scheduled_at=get.required("scheduled_at", _timestamp),
             checked_at=get.required("checked_at", _timestamp),
             response_time_ms=get.optional("response_time_ms", _milliseconds),
@@ -167,7 +180,7 @@ def lenient_threshold(value: object) -> int:
 
 def lenient_tags(value: object) -> tuple[str, ...]:
     """Tags from a message: the valid ones (at most 10), in order, each once."""
-    if type(value) not in (list, tuple):
+    if not isinstance(value, list | tuple):
         return ()
     tags: list[str] = []
     for tag in value:
@@ -187,8 +200,11 @@ def parse_timestamp(text: str) -> datetime:
     """Parses an RFC 3339 timestamp with an offset (``Z`` or ``+hh:mm``) into UTC."""
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        raise ValueError(f"{text!r} has no UTC offset")
-    return moment.astimezone(UTC)
+        raise ValueError(f"{_preview(text)} has no UTC offset")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is a year before 1 in UTC
+        raise ValueError(f"{_preview(text)} is out of range in UTC") from None
 
 
 def truncate_detail(text: str) -> str:
@@ -222,7 +238,14 @@ class _Fields:
 
 
 def _preview(value: object) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    """A short JSON rendering of ``value`` for a reason: at most 80 characters, valid
+    Unicode, whatever the value (huge strings, huge integers, non-finite numbers)."""
+    if isinstance(value, str) and len(value) > 80:
+        value = value[:80]  # never render a 10 MB string only to cut it
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except ValueError:  # an integer with more digits than Python converts to text
+        return "a very large number"
     if not text.isascii():
         try:
             text.encode()
@@ -246,6 +269,26 @@ def _text(value: object) -> str:
     return value
 
 
+def _site_id(value: object) -> str:
+    if not SITE_ID_PATTERN.fullmatch(_text(value)):
+        raise ValueError("must be a site id: 1-63 characters a-z, 0-9, '.', '_', '-'")
+    return str(value)
+
+
+def _url(value: object) -> str:
+    text = _text(value)
+    if len(text) > MAX_URL_LENGTH:
+        raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
+    return text
+
+
+def _region(value: object) -> str:
+    text = _text(value)
+    if len(text) > MAX_REGION:
+        raise ValueError(f"must be at most {MAX_REGION} characters")
+    return text
+
+
 def _bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError("must be true or false")
@@ -263,8 +306,9 @@ def _timestamp(value: object) -> datetime:
 def _milliseconds(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("must be a number")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError("must be a finite number >= 0")
+    # compared as it is: an integer too large for a float must not raise OverflowError
+    if not 0 <= value <= MAX_MILLISECONDS:  # NaN fails it too
+        raise ValueError(f"must be a finite number from 0 to {MAX_MILLISECONDS:.0f}")
     return float(value)
 
 

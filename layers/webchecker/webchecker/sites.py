@@ -148,6 +148,20 @@ class Site:
 _FIELDS = tuple(f for f in Site.__dataclass_fields__)
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo (``user:password@``) shown as ``***@``: what is published,
+    stored and displayed. The checker still sends the credentials (Basic auth)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    ends = [index for index in map(rest.find, "/?#") if index >= 0]
+    end = min(ends, default=len(rest))
+    authority = rest[:end]
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{rest[end:]}"
+
+
 @dataclass(frozen=True)
 class InvalidSite:
     """An entry that was skipped: where it came from and why."""

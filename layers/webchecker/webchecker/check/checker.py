@@ -51,7 +51,9 @@ class CheckerEvent:
         try:
             scheduled_at = parse_timestamp(raw_time)
         except ValueError as error:
-            raise InvalidEvent(f"checker event: scheduled_at {raw_time!r}: {error}") from None
+            raise InvalidEvent(
+                f"checker event: scheduled_at {raw_time[:64]!r}: {str(error)[:200]}"
+            ) from None
         raw_sites = event.get("sites")
         if not isinstance(raw_sites, list):
             raise InvalidEvent("checker event: sites is required (a list of site objects)")

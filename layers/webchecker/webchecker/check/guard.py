@@ -47,21 +47,70 @@ _BLOCKED_V6: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
 )
 
 # IPv6 forms that carry an IPv4 address the packet may end up at.
-_NAT64 = (_V6("64:ff9b::/96"), _V6("64:ff9b:1::/48"))
+_NAT64_WELL_KNOWN = _V6("64:ff9b::/96")  # RFC 6052: the IPv4 address in the last 32 bits
+_NAT64_LOCAL = _V6("64:ff9b:1::/48")  # RFC 8215: a local prefix of /48 to /96 inside it
+_TEREDO = _V6("2001::/32")
+# RFC 6052 section 2.2: where the 32 IPv4 bits sit for each NAT64 prefix length, as byte
+# ranges of the IPv6 address (byte 8, bits 64-71, is always zero and is skipped). A local
+# prefix may have any of the lengths that fit in 64:ff9b:1::/48; which one the network
+# uses is not knowable from here, so every reading is judged.
+_RFC6052_LAYOUTS = {
+    48: ((6, 8), (9, 11)),
+    56: ((7, 8), (9, 12)),
+    64: ((9, 13),),
+    96: ((12, 16),),
+}
+_IPV4_TRANSLATED = 0xFFFF0000  # ::ffff:0:a.b.c.d (RFC 2765): the top 96 bits
+
+
+def embedded_ipv4s(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """Every IPv4 address that ``address`` may carry a packet to.
+
+    IPv4-mapped (``::ffff:0:0/96``), IPv4-translated (``::ffff:0:0:0/96``),
+    IPv4-compatible (``::a.b.c.d``), 6to4 (``2002::/16``), Teredo (``2001::/32``: the
+    client's address, and the server's), NAT64 (``64:ff9b::/96``, and ``64:ff9b:1::/48``
+    read with every RFC 6052 layout that fits in it). Empty for other addresses.
+    """
+    return tuple(ipv4 for ipv4, _ in _embedded(address))
+
+
+def _embedded(
+    address: ipaddress.IPv6Address,
+) -> tuple[tuple[ipaddress.IPv4Address, str], ...]:
+    """``embedded_ipv4s`` with, for each address, the form it was read from."""
+    value = int(address)
+    high = value >> 32
+    if address.ipv4_mapped is not None:
+        return ((address.ipv4_mapped, "IPv4-mapped"),)
+    if high == _IPV4_TRANSLATED:
+        return ((ipaddress.IPv4Address(value & 0xFFFFFFFF), "IPv4-translated"),)
+    if address.sixtofour is not None:
+        return ((address.sixtofour, "6to4"),)
+    if address in _TEREDO and address.teredo is not None:
+        server, client = address.teredo
+        return ((client, "Teredo client"), (server, "Teredo server"))
+    if address in _NAT64_WELL_KNOWN:
+        return ((ipaddress.IPv4Address(value & 0xFFFFFFFF), "NAT64"),)
+    if address in _NAT64_LOCAL:
+        packed = address.packed
+        return tuple(
+            (
+                ipaddress.IPv4Address(b"".join(packed[start:stop] for start, stop in spans)),
+                f"local-use NAT64 read as a /{length} prefix",
+            )
+            for length, spans in _RFC6052_LAYOUTS.items()
+        )
+    # IPv4-compatible (::a.b.c.d, deprecated): still routed as IPv4 by some stacks.
+    if high == 0 and value > 1:
+        return ((ipaddress.IPv4Address(value), "IPv4-compatible"),)
+    return ()
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address inside an IPv4-mapped, IPv4-compatible, 6to4 or NAT64 address."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if any(address in network for network in _NAT64):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    # IPv4-compatible (::a.b.c.d, deprecated): still routed as IPv4 by some stacks.
-    if int(address) >> 32 == 0 and int(address) > 1:
-        return ipaddress.IPv4Address(int(address))
-    return None
+    """The (first) IPv4 address inside an IPv6 address that embeds one; see
+    :func:`embedded_ipv4s`."""
+    inner = embedded_ipv4s(address)
+    return inner[0] if inner else None
 
 
 def blocked_reason(address: IPAddress | str) -> str | None:
@@ -70,14 +119,18 @@ def blocked_reason(address: IPAddress | str) -> str | None:
     Covers loopback, private and unique-local ranges, shared (carrier-grade NAT) space,
     link-local including the cloud metadata addresses, multicast, broadcast, unspecified and
     every other range that is not globally routable; IPv6 forms that embed an IPv4 address
-    are judged by that address.
+    are blocked when any IPv4 address they may lead to is (Teredo, not globally routable
+    itself, stays blocked whatever it embeds).
     """
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
     if isinstance(ip, ipaddress.IPv6Address):
-        inner = embedded_ipv4(ip)
-        if inner is not None:
-            reason = blocked_reason(inner)
-            return f"{reason}, as IPv4 inside IPv6" if reason else None
+        inner = _embedded(ip)
+        for ipv4, form in inner:
+            reason = blocked_reason(ipv4)
+            if reason:
+                return f"{reason}, as IPv4 inside IPv6 ({ipv4}, {form})"
+        if inner and ip not in _TEREDO:
+            return None  # judged by the public IPv4 address it carries
         for network6, reason in _BLOCKED_V6:
             if ip in network6:
                 return reason

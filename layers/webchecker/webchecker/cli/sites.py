@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from webchecker.exceptions import SiteError
+from webchecker.schedule import packing
 from webchecker.schedule.catalog import (
     SiteEntry,
     SiteStore,
@@ -125,6 +126,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     export.add_argument("--format", choices=("json", "yaml"), default="json")
     export.set_defaults(handler=_export)
 
+    pack = commands.add_parser(
+        "pack",
+        help="fold one-site parameters into arrays of up to 4 KB (for thousands of sites)",
+    )
+    pack.add_argument("--dry-run", action="store_true", help="only say what would be done")
+    pack.set_defaults(handler=_pack)
+
 
 def _secure_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -197,7 +205,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _warn_invalid(catalog: SiteCatalog) -> None:
     if catalog.invalid:
-        print(f"{len(catalog.invalid)} invalid entries skipped:", file=sys.stderr)
+        count = len(catalog.invalid)
+        print(f"{count} invalid {'entry' if count == 1 else 'entries'} skipped:", file=sys.stderr)
         for entry in catalog.invalid:
             print(f"  {entry}", file=sys.stderr)
 
@@ -327,8 +336,8 @@ def _import(args: argparse.Namespace) -> int:
         sites.append(site)
     if errors:
         raise SiteError(
-            f"{args.file}: {len(errors)} invalid entries, nothing written:\n  "
-            + "\n  ".join(errors)
+            f"{args.file}: {len(errors)} invalid {'entry' if len(errors) == 1 else 'entries'},"
+            " nothing written:\n  " + "\n  ".join(errors)
         )
 
     context = _context(args)
@@ -366,6 +375,27 @@ def _import(args: argparse.Namespace) -> int:
             context.store.update(current, value, secure=args.secure or current.secure)
             updated += 1
     print(f"imported {len(plans)} sites: {created} added, {updated} updated, {unchanged} unchanged")
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    """Packs single-site parameters (see ``webchecker.schedule.packing``)."""
+    settings = SiteStoreSettings.from_env()
+    if args.path:
+        settings = SiteStoreSettings(path=args.path.rstrip("/") or "/")
+    store = SiteStore(settings)
+    listing = packing.read_listing(store.client, settings.path)
+    plan = packing.plan_packs(listing, settings.path)
+    for name, reason in plan.kept:
+        print(f"kept on its own: {name} ({reason})", file=sys.stderr)
+    sources = sum(len(pack.sources) for pack in plan.packs)
+    if args.dry_run:
+        print(f"would pack {sources} parameters into {len(plan.packs)} (dry run)")
+        return 0
+    outcome = packing.apply_plan(store, plan, listing)
+    for name in outcome.conflicts:
+        print(f"changed while packing, left as it is: {name}", file=sys.stderr)
+    print(f"packed {outcome.packed} parameters into {outcome.packs}")
     return 0
 
 

@@ -24,7 +24,8 @@ def banner(stack: LocalStack) -> list[str]:
     """What is running where, and how to use it from another terminal."""
     kafka = "embedded Tansu" if stack.broker is not None else "KAFKA_BOOTSTRAP_SERVERS"
     database = "embedded" if stack.postgres is not None else "DATABASE_URL"
-    notes = [*stack.settings.ignored, *([stack.db.note] if stack.db.note else [])]
+    notes = [note for note in (stack.db.note, stack.sites.note) if note]
+    notes = [*stack.settings.ignored, *notes]
     command = webchecker_command()
     return [
         "Webchecker local stack (Ctrl-C stops it)",
@@ -33,6 +34,7 @@ def banner(stack: LocalStack) -> list[str]:
         f"  PostgreSQL       {redact_url(stack.database_url)}  ({database})",
         f"  Demo targets     {stack.demo.url('/')}  (it lists its endpoints)",
         f"  REST API         {stack.rest_api.url}/v1/  (OpenAPI: /v1/openapi.json)",
+        f"  Status page      {stack.status_site.url}  (rendered every tick)",
         f"  Logs             {stack.log_dir}/",
         f"  Tick             every {stack.settings.tick_seconds:g}s = one scheduler minute",
         *(f"  Note             {note}" for note in notes),

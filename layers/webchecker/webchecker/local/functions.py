@@ -48,8 +48,8 @@ def function_specs(settings: LocalSettings, root: Path) -> list[FunctionSpec]:
             name=CHECKER,
             path=root / "functions/checker/app.py",
             concurrency=settings.checker_workers,
-            memory_mb=1024,
-            timeout_s=120,
+            memory_mb=256,
+            timeout_s=180,
         ),
         FunctionSpec(
             name=WRITER, path=root / "functions/writer/app.py", memory_mb=1024, timeout_s=120

@@ -7,7 +7,12 @@ otherwise (a pipe, a CI log) it is printed as plain lines once per tick.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+import os
+import shutil
+import sys
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -92,16 +97,27 @@ def _state(status: SiteStatus) -> str:
     return "ok" if status.ok else (status.error or "error")
 
 
-def format_table(statuses: Sequence[SiteStatus], *, width: int = 100) -> list[str]:
-    """The status table as lines: state, site, HTTP status, response time, availability."""
+def _needs_attention(status: SiteStatus) -> bool:
+    return status.enabled and status.ok is False
+
+
+def format_table(
+    statuses: Sequence[SiteStatus], *, width: int = 100, height: int | None = None
+) -> list[str]:
+    """The status table as lines: state, site, HTTP status, response time, availability.
+
+    At most ``height`` lines: when the sites do not fit, the failing ones are kept first
+    (in table order) and a last line counts the others.
+    """
     state_width = max([8, *(len(_state(status)) for status in statuses)])
     id_width = max([len("SITE"), *(len(status.site_id) for status in statuses)])
     header = (
         f"{'STATE':<{state_width}} {'SITE':<{id_width}} {'HTTP':>4} {'TIME':>9} {'AVAIL':>7} "
         f"{'CHECKS':>6}  URL"
     )
-    lines = [header[:width]]
-    for status in statuses:
+    shown, hidden = _fit(statuses, height)
+    lines = [clip(header, width)]
+    for status in shown:
         http = str(status.status_code) if status.status_code is not None else "-"
         elapsed = (
             f"{status.response_time_ms:.0f} ms" if status.response_time_ms is not None else "-"
@@ -112,41 +128,123 @@ def format_table(statuses: Sequence[SiteStatus], *, width: int = 100) -> list[st
             f"{_state(status):<{state_width}} {status.site_id:<{id_width}} {http:>4} "
             f"{elapsed:>9} {avail:>7} {status.checks:>6}  {status.url}"
         )
-        lines.append(line[:width])
+        lines.append(clip(line, width))
+    if hidden:
+        failing = sum(map(_needs_attention, hidden))
+        more = f"... {len(hidden)} more {_sites(len(hidden))} not shown"
+        more += f" ({failing} failing)" if failing else " (all passing or waiting)"
+        lines.append(clip(more + "; `webchecker report` lists every site", width))
     return lines
 
 
-class LiveView:
-    """Writes status tables: redrawn in place on a terminal, appended otherwise."""
+def _fit(
+    statuses: Sequence[SiteStatus], height: int | None
+) -> tuple[list[SiteStatus], list[SiteStatus]]:
+    """The rows shown within ``height`` lines (header and summary included), and the rest."""
+    if height is None or len(statuses) + 1 <= height:
+        return list(statuses), []
+    room = max(height - 2, 0)  # the header and the "more" line
+    order = sorted(range(len(statuses)), key=lambda i: not _needs_attention(statuses[i]))
+    kept = set(order[:room])
+    shown = [status for i, status in enumerate(statuses) if i in kept]
+    return shown, [status for i, status in enumerate(statuses) if i not in kept]
 
-    def __init__(self, out: TextIO, *, tty: bool | None = None) -> None:
+
+def _sites(count: int) -> str:
+    return "site" if count == 1 else "sites"
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` as one terminal line of at most ``width`` cells: control characters (from
+    a site's URL or a reason) shown as ``?``, wide characters counted twice."""
+    cells = 0
+    out = []
+    for char in text:
+        if not char.isprintable():
+            char = "?"
+        size = 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        if cells + size > width:
+            break
+        out.append(char)
+        cells += size
+    return "".join(out)
+
+
+def terminal_size(out: TextIO | None = None) -> os.terminal_size:
+    """The size of the terminal ``out`` (default stdout) shows on, asked from the terminal
+    itself: ``COLUMNS``/``LINES`` (which ``shutil`` prefers) go stale on a resize when a
+    shell has exported them. Without a terminal: those variables, else 120x24."""
+    stream = out or sys.__stdout__
+    try:
+        if stream is not None:
+            return os.get_terminal_size(stream.fileno())
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        pass
+    return shutil.get_terminal_size((120, 24))
+
+
+class LiveView:
+    """Writes status tables: redrawn in place on a terminal, appended otherwise.
+
+    On a terminal the table (title and footer included) is kept within the screen: at most
+    one line less than its height, each line narrower than its width. Taller, the cursor
+    could not move back to its first line, and every redraw would push a copy into the
+    scrollback.
+    """
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        tty: bool | None = None,
+        size: Callable[[], os.terminal_size] | None = None,
+    ) -> None:
         self._out = out
         self.tty = out.isatty() if tty is None else tty
+        self.size = size or (lambda: terminal_size(out))
         self._block: list[str] = []  # the table on screen (terminal), redrawn in place
+
+    def room(self) -> tuple[int, int]:
+        """Lines and columns a table may take on this terminal (no limit otherwise)."""
+        if not self.tty:
+            return 1_000_000, 1_000_000
+        size = self.size()
+        return max(size.lines - 1, 1), max(size.columns - 1, 10)
 
     def show(self, title: str, lines: Sequence[str], footer: Sequence[str] = ()) -> None:
         block = [title, *lines, *footer]
         if self.tty:
-            self._erase()
-            self._block = block
-            self._out.write("\n".join(block) + "\n")
+            height, width = self.room()
+            block = [clip(line, width) for line in block[:height]]
+            self._draw([], block)
         else:
             self._out.write("\n".join(block) + "\n\n")
-        self._out.flush()
+            self._out.flush()
 
     def message(self, text: str) -> None:
         """A line that stays; on a terminal it goes above the table, which is redrawn."""
-        self._erase()
-        self._out.write(text + "\n")
-        if self._block:
-            self._out.write("\n".join(self._block) + "\n")
-        self._out.flush()
+        if self.tty and self._block:
+            self._draw([text], self._block)
+        else:
+            self._out.write(text + "\n")
+            self._out.flush()
 
     def release(self) -> None:
         """Leaves the last table on screen: later messages go below it."""
         self._block = []
 
-    def _erase(self) -> None:
-        if self.tty and self._block:
-            # Cursor up to the first line of the table, then clear to the end of the screen.
-            self._out.write(f"\x1b[{len(self._block)}F\x1b[J")
+    def _draw(self, above: Sequence[str], block: list[str]) -> None:
+        """Overwrites the table on screen with ``above`` (lines that stay) and ``block``.
+
+        Line by line, each line cleared after its text, and the screen below cleared only
+        when the new lines are fewer: never "clear to the end" from the top-left corner,
+        which tmux (like ``clear``) answers by pushing the whole screen into the scrollback.
+        """
+        old = len(self._block)
+        text = f"\r\x1b[{old}A" if old else ""
+        text += "".join(f"{line}\x1b[K\n" for line in [*above, *block])
+        if old > len(above) + len(block):
+            text += "\x1b[J"
+        self._block = block
+        self._out.write(text)
+        self._out.flush()

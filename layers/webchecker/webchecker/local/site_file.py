@@ -1,6 +1,11 @@
 """The site list across runs: moto keeps Parameter Store only while it runs, so the site
 parameters are saved to ``STATE_DIR/sites.json`` (after every tick and at stop) and put back
-at the next start. Example sites are seeded only when there is no saved list."""
+at the next start. Example sites are seeded only when there is no saved list.
+
+The demo server may listen on another port in the next run (``--demo-port``, 0 for any
+free port): the example sites the stack seeded follow it; sites the user added are never
+rewritten (those pointing at the old demo address are named in the banner instead).
+"""
 
 from __future__ import annotations
 
@@ -68,6 +73,16 @@ def follow_demo(value: str, old: str, new: str) -> str:
     return json.dumps(parsed) if changed else value
 
 
+def points_at(value: str, address: str) -> bool:
+    """Whether a saved parameter value has a site whose URL is on ``address``'s host:port."""
+    return follow_demo(value, address, "http://moved.invalid") != value
+
+
+def seeded_names(sites_path: str) -> set[str]:
+    """The parameters the stack seeds with the demo examples (those that follow the demo)."""
+    return {f"{sites_path.rstrip('/')}/{site['id']}" for site in demo_sites("")}
+
+
 class SiteFile(Service):
     """Loads (or seeds) the site parameters at start, saves them when they change and at stop."""
 
@@ -78,6 +93,9 @@ class SiteFile(Service):
         self.path = settings.state_path / "sites.json"
         self._store: SiteStore | None = None
         self._saved = ""
+        #: The parameters holding seeded demo examples (moved with the demo server).
+        self.seeded: set[str] = set()
+        self.note: str | None = None  # user sites left on an old demo address (banner)
 
     @property
     def store(self) -> SiteStore:
@@ -118,10 +136,16 @@ class SiteFile(Service):
                 ) from error
         client = self.ssm()
         if saved is not None:
+            # Files written before "seeded" was recorded: the example names.
+            self.seeded = set(content.get("seeded", seeded_names(self.settings.sites_path)))
+            left = []
             for parameter in saved:
                 value = parameter["value"]
                 if saved_demo and saved_demo != demo:
-                    value = follow_demo(value, saved_demo, demo)
+                    if parameter["name"] in self.seeded:
+                        value = follow_demo(value, saved_demo, demo)
+                    elif points_at(value, saved_demo):
+                        left.append(parameter["name"].rsplit("/", 1)[-1])
                 client.put_parameter(
                     Name=parameter["name"],
                     Value=value,
@@ -129,9 +153,15 @@ class SiteFile(Service):
                     Overwrite=True,
                     Tier="Intelligent-Tiering",
                 )
+            if left:
+                self.note = (
+                    f"{', '.join(left)}: still on the previous demo address {saved_demo} "
+                    f"(left as you set them; the demo targets are now on {demo})"
+                )
             logger.info("loaded %d site parameters from %s", len(saved), self.path)
         elif self.settings.seed:
             examples = demo_sites(demo)
+            self.seeded = seeded_names(self.settings.sites_path)
             if self.settings.public_sites:
                 examples += [dict(site) for site in PUBLIC_SITES]
             for site in examples:
@@ -163,10 +193,13 @@ class SiteFile(Service):
         """Writes the site list to ``sites.json`` if it changed (atomically)."""
         if not self.settings.persist_sites or self.aws.pid is None:
             return
+        parameters = self.export()
+        names = {parameter["name"] for parameter in parameters}
         content = {
             "path": self.settings.sites_path,
-            "demo": self._demo_url(),  # sites under it follow the demo port
-            "parameters": self.export(),
+            "demo": self._demo_url(),  # the seeded sites under it follow the demo port
+            "seeded": sorted(self.seeded & names),
+            "parameters": parameters,
         }
         text = json.dumps(content, indent=2)
         if text == self._saved:

@@ -14,6 +14,7 @@ Same code path as in AWS; only the edges differ. ``LocalStack`` composes parts, 
 ``functions.EventSourceMapping`` the poller feeding the writer (the MSK trigger)
 ``api_server.LocalApi`` the REST API on loopback (payload 2.0 events for the API handler)
 ``env_file.EnvFile``    ``STATE_DIR/env`` for other terminals
+``StatusSite``          the status page, rendered every tick, served at ``/status/``
 ======================  =====================================================================
 
 A new part (a notifier, an API server, a status page) is a ``Service`` built from the parts
@@ -55,7 +56,9 @@ from webchecker.local.settings import (
     LocalSettings,
 )
 from webchecker.local.site_file import PUBLIC_SITES, SiteFile, demo_sites, follow_demo
+from webchecker.local.status_site import StatusSite
 from webchecker.local.ticks import SimulatedClock, Ticker, scheduled_event
+from webchecker.page.settings import PageSettings
 from webchecker.schedule.catalog import SiteStore
 from webchecker.store.database import Database
 
@@ -109,6 +112,12 @@ class LocalStack(Service):
             settings, kafka=self.kafka, invoke=self.functions.invoke, progress=self.progress
         )
         self.rest_api = LocalApi(settings, aws=self.aws, postgres=self.db)
+        self.status_site = StatusSite(
+            self.state_dir / "status",
+            lambda: self.db.url,
+            schema=settings.db_schema,
+            page=PageSettings.from_env(),
+        )
         #: Started in this order, stopped in reverse (also when a start fails half-way).
         self.parts: list[Service] = [
             StateLock(self.state_dir),
@@ -121,6 +130,7 @@ class LocalStack(Service):
             self.mapping,
             self.rest_api,
             EnvFile(self.state_dir / "env", self.env_file_variables),
+            self.status_site,
         ]
         self.ticker = Ticker(self, tick_seconds=settings.tick_seconds, duration=settings.duration)
         self.board = StatusBoard(sites=self.sites, postgres=self.db, functions=self.functions)
@@ -249,6 +259,7 @@ class LocalStack(Service):
         """One scheduler invocation (at the next simulated minute unless ``moment``)."""
         event = scheduled_event(moment or self.clock.next(), region=self.aws.region)
         summary: dict[str, Any] = self.functions.invoke(SCHEDULER, event)
+        self.status_site.render()  # what is stored so far (this tick's checks: the next one)
         return summary
 
     def drain(self, timeout: float) -> bool:

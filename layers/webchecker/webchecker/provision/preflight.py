@@ -240,13 +240,24 @@ def account_concurrency_problem(
         import boto3
 
         client = boto3.client("lambda", region_name=region or config.region)
-    limits = client.get_account_settings()["AccountLimit"]
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        limits = client.get_account_settings()["AccountLimit"]
+    except (BotoCoreError, ClientError) as error:
+        return (
+            f"parameter CheckerReservedConcurrency={wanted}: cannot read the account's Lambda "
+            f"concurrency (lambda:GetAccountSettings): {error}; PREFLIGHT_ARGS=--offline skips "
+            "this check"
+        )
     current = 0
     if config.stack_name:
+        # The checker's reservation today (a redeploy releases it first). Not found, or not
+        # readable by this identity: count none, which can only make the check stricter.
         try:
             reply = client.get_function_concurrency(FunctionName=f"{config.stack_name}-checker")
             current = int(reply.get("ReservedConcurrentExecutions") or 0)
-        except client.exceptions.ResourceNotFoundException:
+        except (BotoCoreError, ClientError):
             current = 0
     return concurrency_problem(
         wanted=wanted,

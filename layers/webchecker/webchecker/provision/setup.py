@@ -12,6 +12,12 @@ On Create and Update of the ``Setup`` resource, in this order:
    writer's new code is deployed (the writer depends on this resource), so no cold start
    races an upgrade.
 
+Right after a from-zero stack creates them, the cluster's endpoints and the proxy's
+target may not answer yet (RDS Proxy registers its instance for a few minutes after
+CloudFormation reports it complete): steps 2 and 3 are retried while they fail as
+unreachable, for up to ``SETUP_WAIT_SECONDS`` (default 240, inside the function's 300 s
+timeout), then the deploy fails with the last reason.
+
 Delete does nothing: the topic and the rows outlive the stack on purpose (a from-zero
 stack deletes the cluster and snapshots the database itself).
 """
@@ -20,13 +26,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from webchecker.check.transport import KafkaPublisher, KafkaSettings
-from webchecker.config import env_optional
-from webchecker.exceptions import ConfigurationError, PublishError
+from webchecker.config import env_float, env_optional
+from webchecker.exceptions import ConfigurationError, PublishError, StoreUnavailable
 from webchecker.provision.custom_resource import Outcome, Request
 from webchecker.store.database import Database, DatabaseSettings
 from webchecker.store.migrations import latest_version, migrate
@@ -34,6 +41,8 @@ from webchecker.store.migrations import latest_version, migrate
 logger = logging.getLogger(__name__)
 
 PHYSICAL_ID = "webchecker-setup"
+DEFAULT_WAIT_SECONDS = 240.0
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +53,7 @@ class SetupSettings:
     bootstrap_servers: str | None = None
     cluster_arn: str | None = None
     region: str | None = None
+    wait_seconds: float = DEFAULT_WAIT_SECONDS
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers and not self.cluster_arn:
@@ -55,6 +65,9 @@ class SetupSettings:
             bootstrap_servers=env_optional("KAFKA_BOOTSTRAP_SERVERS", env),
             cluster_arn=env_optional("MSK_CLUSTER_ARN", env),
             region=env_optional("AWS_REGION", env),
+            wait_seconds=env_float(
+                "SETUP_WAIT_SECONDS", DEFAULT_WAIT_SECONDS, env, minimum=0, maximum=280
+            ),
         )
 
 
@@ -67,17 +80,20 @@ class Setup:
         *,
         env: Mapping[str, str] | None = None,
         kafka_client: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self._env = dict(os.environ if env is None else env)
         self._kafka_client = kafka_client
+        self._sleep = sleep
 
     def __call__(self, request: Request) -> Outcome:
         if request.request_type == "Delete":
             return Outcome(physical_resource_id=request.physical_resource_id or PHYSICAL_ID)
+        deadline = time.monotonic() + self.settings.wait_seconds
         brokers = self.bootstrap_servers()
-        topic = self.ensure_topic(brokers)
-        applied = self.migrate()
+        topic = self._until_reachable(lambda: self.ensure_topic(brokers), deadline)
+        applied = self._until_reachable(self.migrate, deadline)
         logger.info(
             "setup done", extra={"topic": topic, "migrations_applied": applied, "brokers": brokers}
         )
@@ -89,6 +105,21 @@ class Setup:
                 "SchemaVersion": str(latest_version()),
             },
         )
+
+    def _until_reachable(self, step: Callable[[], _T], deadline: float) -> _T:
+        """``step()``, again while it fails as unreachable and ``deadline`` is not past."""
+        delay = 2.0
+        attempt = 1
+        while True:
+            try:
+                return step()
+            except (StoreUnavailable, PublishError) as error:
+                if time.monotonic() + delay > deadline:
+                    raise type(error)(f"{error} (gave up after {attempt} attempts)") from error
+                logger.warning("not reachable yet (attempt %d): %s", attempt, error)
+                self._sleep(delay)
+                delay = min(delay * 2, 30.0)
+                attempt += 1
 
     def bootstrap_servers(self) -> str:
         if self.settings.bootstrap_servers:

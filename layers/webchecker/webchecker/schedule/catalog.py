@@ -28,7 +28,7 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from webchecker.config import env_int, env_str
 from webchecker.exceptions import ConfigurationError, SiteConflict, SiteError, SiteStoreError
@@ -147,7 +147,12 @@ def id_from_url(url: str) -> str:
 
 def new_ssm_client() -> SSMClient:
     """An SSM client honouring AWS_ENDPOINT_URL / AWS_REGION (boto3 reads them natively)."""
-    client: SSMClient = boto3.client("ssm", config=_BOTO_CONFIG)
+    try:
+        client: SSMClient = boto3.client("ssm", config=_BOTO_CONFIG)
+    except NoRegionError:
+        raise ConfigurationError(
+            "no AWS region: set AWS_REGION (for the local stack: source .webchecker/env)"
+        ) from None
     return client
 
 
@@ -160,6 +165,11 @@ class SiteStore:
         self._provider = SSMProvider(boto3_client=self._client)
         self._lock = threading.Lock()
         self._listing: tuple[float, SiteListing] | None = None
+        self._loaded: tuple[dict[str, str], SiteCatalog] | None = None
+
+    @property
+    def client(self) -> SSMClient:
+        return self._client
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -180,7 +190,14 @@ class SiteStore:
         return {f"{prefix}/{key}": str(value) for key, value in values.items()}
 
     def load(self, *, force: bool = False) -> SiteCatalog:
-        return load_sites(self.read(force=force))
+        parameters = self.read(force=force)
+        # Unchanged values (the usual tick, within the cache age): reuse the validated sites;
+        # parsing 100,000 sites again costs seconds of a small Lambda's CPU share.
+        if self._loaded is not None and self._loaded[0] == parameters:
+            return self._loaded[1]
+        catalog = load_sites(parameters)
+        self._loaded = (parameters, catalog)
+        return catalog
 
     def locate(self, *, force: bool = True) -> tuple[SiteCatalog, dict[str, str]]:
         """The catalog plus, for every valid site, the parameter holding it."""

@@ -24,6 +24,7 @@ from webchecker.schedule.plan import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     due_sites,
     format_tick,
+    group_by_timeout,
     plan_shards,
     tick_from_event,
 )
@@ -83,7 +84,7 @@ def run_schedule(
 
     due = due_sites(catalog.sites, tick)
     plan = plan_shards(
-        due,
+        group_by_timeout(due),
         scheduled_at,
         max_sites=settings.checks_per_invocation,
         max_bytes=settings.max_payload_bytes,

@@ -48,8 +48,22 @@ import pg8000.native
 
 from webchecker.exceptions import InvalidMessage
 from webchecker.histogram import BOUNDS_MS, BUCKETS
-from webchecker.results import ERROR_KINDS, MAX_ERROR_DETAIL, SCHEMA_VERSION, CheckResult
-from webchecker.sites import MAX_TAGS, MAX_THRESHOLD, MIN_THRESHOLD, TAG_PATTERN
+from webchecker.results import (
+    ERROR_KINDS,
+    MAX_ERROR_DETAIL,
+    MAX_MILLISECONDS,
+    MAX_REGION,
+    SCHEMA_VERSION,
+    CheckResult,
+)
+from webchecker.sites import (
+    MAX_TAGS,
+    MAX_THRESHOLD,
+    MAX_URL_LENGTH,
+    MIN_THRESHOLD,
+    SITE_ID_PATTERN,
+    TAG_PATTERN,
+)
 from webchecker.store.database import Database, Statement, quote_identifier, sqlstate
 from webchecker.store.incidents import IncidentSettings, IncidentStore, Observation
 from webchecker.store.migrations import RetentionSettings, ensure_partitions, month_start
@@ -70,6 +84,7 @@ COPY_CHUNK_ROWS = 100
 _TEMP_TABLE = "webchecker_incoming"
 _UNIQUE_VIOLATION = "23505"
 _REJECTS_PER_STATEMENT = 500
+_REJECTS_LOGGED = 20
 _PARTITIONS_AHEAD_MONTHS = 2  # a clock far in the future lands in the default partition
 
 
@@ -198,7 +213,7 @@ class BatchValidator:
                     partition=record.partition,
                     offset=record.offset,
                     raw=record.value,
-                    reason=str(error),
+                    reason=_bounded_reason(str(error)),
                 ),
             )
             return None
@@ -221,6 +236,16 @@ class BatchValidator:
             group[2].append(float(latency))
             group[3][bisect_right(BOUNDS_MS, latency)] += 1  # = PostgreSQL's width_bucket
         return line
+
+
+MAX_REASON = 500  # a reason is stored and logged: it names the problem, not the payload
+
+
+def _bounded_reason(text: str) -> str:
+    """A reject reason that fits its column and a log line: short, no NUL, valid UTF-8."""
+    if len(text) > MAX_REASON:
+        text = text[: MAX_REASON - 1] + "…"
+    return text.replace("\x00", "").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _row_of(result: CheckResult, line: str) -> CopyRow:
@@ -320,8 +345,7 @@ _CANONICAL_UUID = re.compile(
 _UTC_TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z"
 ).fullmatch
-_MAX_EXACT_INT = 2**53  # ints up to here convert to float exactly and never overflow
-_INF = float("inf")
+_SITE_ID = SITE_ID_PATTERN.fullmatch
 _from_isoformat = datetime.fromisoformat
 
 
@@ -385,9 +409,9 @@ def _fast_milliseconds(value: object) -> str:
     if value is None:
         return _NULL
     if type(value) is float:
-        if 0.0 <= value < _INF:  # NaN fails both comparisons
+        if 0.0 <= value <= MAX_MILLISECONDS:  # NaN fails both comparisons
             return repr(value)
-    elif type(value) is int and 0 <= value <= _MAX_EXACT_INT:
+    elif type(value) is int and 0 <= value <= MAX_MILLISECONDS:
         return repr(float(value))
     raise _NotFast
 
@@ -460,13 +484,21 @@ def fast_copy_row(raw: bytes) -> CopyRow | None:
             return None
         if not _fast_site_settings(get):
             return None
+        if type(site_id) is not str or not _SITE_ID(site_id):
+            return None
+        url = get("url")
+        # userinfo is redacted by from_json (a message from a checker before that rule)
+        if type(url) is not str or len(url) > MAX_URL_LENGTH or "@" in url:
+            return None
+        if region is not None and (type(region) is not str or len(region) > MAX_REGION):
+            return None
         expires = get("tls_cert_expires_at")
         url, scheduled = get("url"), get("scheduled_at")
         line = "\t".join(
             (
                 check_id,
                 _SCHEMA_TEXT,
-                _fast_text(site_id),
+                site_id,  # a site id: nothing to escape
                 _fast_text(url),
                 _NULL if region is None else _fast_text(region),
                 _repeated_timestamp(scheduled),
@@ -491,7 +523,7 @@ def fast_copy_row(raw: bytes) -> CopyRow | None:
         checked = checked.astimezone(UTC)
     observation = Observation(
         check_id,
-        site_id,  # type: ignore[arg-type]  # validated above (a non-empty str)
+        site_id,  # validated above (a site id)
         url,  # type: ignore[arg-type]
         _cached_moment(scheduled),
         checked,
@@ -505,9 +537,8 @@ def fast_copy_row(raw: bytes) -> CopyRow | None:
         get("success_threshold"),
         get("alerts"),
     )
-    # site_id and latency are validated above (a non-empty str; None or a number)
-    row = (check_id, site_id, checked_text[:13], ok, latency, line + "\n", observation)
-    return row  # type: ignore[return-value]
+    # site_id and latency are validated above (a site id; None or a number)
+    return (check_id, site_id, checked_text[:13], ok, latency, line + "\n", observation)
 
 
 # -- SQL ---------------------------------------------------------------------------------
@@ -650,13 +681,19 @@ class CheckStore:
         # Rows of a month without a partition went to the default partition; making the
         # partition now moves them (a month is new only once per container)
         self._ensure_partitions(validator.months)
-        for reject in validator.rejects.values():
+        rejects = list(validator.rejects.values())
+        for reject in rejects[:_REJECTS_LOGGED]:  # each reason is short; so is their number
             logger.warning(
                 "rejected %s-%s offset %s: %s",
                 reject.topic,
                 reject.partition,
                 reject.offset,
                 reject.reason,
+            )
+        if len(rejects) > _REJECTS_LOGGED:
+            logger.warning(
+                "and %d more rejects in this batch (in the check_rejects table)",
+                len(rejects) - _REJECTS_LOGGED,
             )
         return BatchOutcome(
             received=validator.received,

@@ -23,6 +23,7 @@ import pg8000.exceptions
 import pg8000.native
 
 from webchecker.config import env_int
+from webchecker.histogram import BUCKETS, describe_bounds
 from webchecker.store.database import Database, quote_identifier, sqlstate
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,15 @@ class Migration:
     name: str
     sql: str  # ``{schema}`` stands for the quoted schema name
 
+
+#: What ``checks_hourly.latency_histogram`` holds (migration 3 puts it in the database).
+_HISTOGRAM_COMMENT = (
+    f"Response times of the hour per bucket ({BUCKETS} buckets, elements from 1): element 1 "
+    "counts latencies below the first bound, element i those in [bound i-1, bound i), the "
+    f"last those at or above the last bound. Upper bounds: {describe_bounds()}. That is "
+    "width_bucket(response_time_ms, bounds) + 1. Percentiles from merged histograms are "
+    "estimates within one bucket (webchecker.histogram)."
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -198,8 +208,22 @@ CREATE TABLE {schema}.maintenance_windows (
 CREATE INDEX maintenance_windows_ends ON {schema}.maintenance_windows (ends_at);
 """,
     ),
+    # -- issue 9 item 15: the histogram bucket bounds, documented where the arrays are --
     Migration(
         3,
+        "comments: latency histogram bucket bounds",
+        f"""
+COMMENT ON COLUMN {{schema}}.checks_hourly.latency_histogram IS '{_HISTOGRAM_COMMENT}'
+;
+COMMENT ON COLUMN {{schema}}.checks_hourly.latency_min_ms IS
+    'Fastest response of the hour (exact): bounds the first histogram bucket'
+;
+COMMENT ON COLUMN {{schema}}.checks_hourly.latency_max_ms IS
+    'Slowest response of the hour (exact): bounds the last histogram bucket'
+""",
+    ),
+    Migration(
+        4,
         "the API's role: read results, edit maintenance windows",
         """
 -- The REST API's database user needs only to read results and to edit maintenance windows.

@@ -37,7 +37,8 @@ class KafkaRecord:
     timestamp_type: str = "CREATE_TIME"
     key: bytes | None = None
     value: bytes | None = None
-    #: why ``value`` could not be decoded from base64 (it then holds the text as received)
+    #: why the record is not as MSK delivers it (a value that is not base64, then held as
+    #: received; a timestamp that is not a number; malformed headers): it is a reject
     value_error: str | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
 
@@ -47,24 +48,36 @@ class KafkaRecord:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> KafkaRecord:
-        try:
-            topic, partition, offset = str(raw["topic"]), int(raw["partition"]), int(raw["offset"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise InvalidEvent(
-                f"MSK record without a valid topic/partition/offset: {error}"
-            ) from None
-        value_error: str | None = None
+        """One record of the event. Only a record without a usable position (topic,
+        partition, offset: where its reject would be kept) raises ``InvalidEvent``; any
+        other malformed field makes it a record with ``value_error`` set, a reject."""
+        if not isinstance(raw, Mapping):
+            raise InvalidEvent(f"MSK record must be an object, got {type(raw).__name__}")
+        topic, partition, offset = _position(raw)
+        problems: list[str] = []
         try:
             value = _b64decode(raw.get("value"))
         except ValueError as error:
-            # kept as it came, so the reject shows what arrived
-            value = str(raw.get("value")).encode()
-            value_error = f"value is not valid base64: {error}"
+            # kept as it came (a lone surrogate escaped), so the reject shows what arrived
+            value = str(raw.get("value")).encode("utf-8", "backslashreplace")
+            problems.append(f"value is not valid base64: {error}")
         try:
             key = _b64decode(raw.get("key"))
         except ValueError:
             key = None  # the key is informational only; a bad one must not lose the value
-        headers = raw.get("headers")
+        timestamp = raw.get("timestamp") or 0
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+            try:
+                timestamp = int(timestamp)  # a numeric string or a whole float, as before
+            except (TypeError, ValueError, OverflowError):
+                problems.append(f"timestamp is not a number of milliseconds: {_short(timestamp)}")
+                timestamp = 0
+        headers: tuple[tuple[str, bytes], ...] = ()
+        if raw.get("headers"):
+            try:
+                headers = tuple(_decode_headers(raw["headers"]))
+            except InvalidEvent as error:
+                problems.append(str(error))
         # Built without the frozen dataclass's __init__ (one object.__setattr__ per field):
         # this runs once per record of every batch, and the fields are all set here.
         record = object.__new__(cls)
@@ -72,12 +85,12 @@ class KafkaRecord:
             topic=topic,
             partition=partition,
             offset=offset,
-            timestamp=int(raw.get("timestamp") or 0),
-            timestamp_type=str(raw.get("timestampType") or "CREATE_TIME"),
+            timestamp=timestamp,
+            timestamp_type=_short(raw.get("timestampType") or "CREATE_TIME"),
             key=key,
             value=value,
-            value_error=value_error,
-            headers=tuple(_decode_headers(headers)) if headers else (),
+            value_error="; ".join(problems) or None,
+            headers=headers,
         )
         return record
 
@@ -145,6 +158,41 @@ class MskEvent:
         }
 
 
+_MAX_TOPIC = 249  # Kafka's limit on topic names
+_MAX_PARTITION = 2**31 - 1  # the rejects table's int and bigint columns
+_MAX_OFFSET = 2**63 - 1
+
+
+def _position(raw: Mapping[str, Any]) -> tuple[str, int, int]:
+    try:
+        topic, partition, offset = raw["topic"], int(raw["partition"]), int(raw["offset"])
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
+        raise InvalidEvent(
+            f"MSK record without a valid topic/partition/offset: {_short(error)}"
+        ) from None
+    if not isinstance(topic, str) or not 0 < len(topic) <= _MAX_TOPIC or not topic.isprintable():
+        raise InvalidEvent(f"MSK record with an invalid topic {_short(topic)}")
+    try:
+        topic.encode()
+    except UnicodeEncodeError:
+        raise InvalidEvent(f"MSK record with an invalid topic {_short(topic)}") from None
+    if not (0 <= partition <= _MAX_PARTITION and 0 <= offset <= _MAX_OFFSET):
+        raise InvalidEvent(f"MSK record with partition {partition} / offset {offset} out of range")
+    return topic, partition, offset
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """``value`` as short, valid text (for reasons and field values made from input)."""
+    if isinstance(value, str) and len(value) > limit:
+        value = value[:limit]
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except ValueError:  # an integer with more digits than Python converts to text
+        return "a very large number"
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _b64decode(text: object) -> bytes | None:
     if text is None:
         return None
@@ -157,11 +205,15 @@ def _b64decode(text: object) -> bytes | None:
 
 
 def _decode_headers(raw: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
+    if not isinstance(raw, list):
+        raise InvalidEvent("MSK record headers must be a list of {name: [bytes]} objects")
     for chunk in raw:
         if not isinstance(chunk, Mapping):
             raise InvalidEvent("MSK record headers must be a list of {name: [bytes]} objects")
         for name, data in chunk.items():
+            if not isinstance(data, list):  # bytes(10**12) would allocate a terabyte
+                raise InvalidEvent(f"MSK record header {_short(name)}: not a list of bytes")
             try:
                 yield str(name), bytes(data)
-            except (TypeError, ValueError) as error:
-                raise InvalidEvent(f"MSK record header {name!r}: {error}") from None
+            except (TypeError, ValueError, OverflowError) as error:
+                raise InvalidEvent(f"MSK record header {_short(name)}: {error}") from None

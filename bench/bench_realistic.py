@@ -1,0 +1,707 @@
+"""The checker under real-world conditions: HTTPS, slow tails, hangs, Lambda's CPU share.
+
+The target mix (seeded, ``--seed``; every site's behaviour is in its URL, see
+``bench/realistic_target.py``), served on loopback by ``--target-processes`` processes of
+their own:
+
+- 80% HTTPS (a CA made for this run: root -> intermediate -> leaf, ECDSA P-256, TLS 1.3,
+  the chain passed to the checker with ``CHECKER_CA_BUNDLE``), 20% plain HTTP;
+- injected latency log-normal, median 150 ms, p95 1 s (sigma = ln(1000/150)/1.645),
+  clipped at 8 s (the sites' timeout is the default 10 s);
+- body size log-normal, median 16 KiB, clipped at 256 KiB; 10% of the sites have a regex;
+- 1% never answer (the request is read, no response ever comes: a true ``timeout``);
+- 3% errors (500, 503, 404 after their latency); 5% redirects (a 302 after a third of the
+  latency, then the page after the rest).
+
+Each configuration runs the real checker handler (``functions/checker/app.py``, its
+Powertools logging and metrics, publishing to an embedded Kafka broker) in "containers":
+processes that take one invocation at a time, each in a cgroup whose CPU quota is
+``memory / 1769`` of a core (Lambda's CPU share; cgroup v1 ``cpu.cfs_quota_us`` or v2
+``cpu.max``; without a writable cgroup the run is reported as unthrottled). A site's
+timing error is its measured ``response_time_ms`` minus the latency its target injected;
+a false timeout is a ``timeout`` of a site that answers within 8 s.
+
+Baselines measured in the same run: the timing error of the same targets checked one at a
+time by an unthrottled process (what this machine adds by itself), and the configuration
+shipped before this benchmark (1,024 MB, 50 sites per invocation, concurrency 100, no
+spreading): every other configuration prints its cost as a ratio against it.
+
+Cost per million checks = 1e6 / sites per invocation x (mean duration s x memory GB x
+$0.0000133334 + $0.0000002) (arm64 prices, no free tier, duration as measured here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+GB_SECOND = 0.0000133334  # arm64, USD
+REQUEST = 0.20 / 1_000_000
+FULL_CORE_MB = 1769
+LATENCY_MEDIAN_MS = 150.0
+LATENCY_SIGMA = math.log(1000.0 / 150.0) / 1.645  # p95 = 1 s
+LATENCY_CLIP_MS = 8000
+SITE_TIMEOUT_S = 10
+CFS_PERIOD_US = 100_000
+
+
+# --- the mix ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MixSite:
+    site: dict[str, Any]
+    kind: str  # ok, error, redirect, hang
+    injected_ms: float | None  # None: never answers
+
+
+def make_mix(count: int, seed: int, http_port: int, https_port: int) -> list[MixSite]:
+    rng = random.Random(seed)
+    mix: list[MixSite] = []
+    for n in range(count):
+        tls = rng.random() < 0.8
+        base = f"https://localhost:{https_port}" if tls else f"http://127.0.0.1:{http_port}"
+        latency = int(min(rng.lognormvariate(math.log(LATENCY_MEDIAN_MS), LATENCY_SIGMA), 8000))
+        size = int(min(rng.lognormvariate(math.log(16384), 1.0), 262144))
+        roll = rng.random()
+        regex = rng.random() < 0.1
+        site: dict[str, Any] = {"id": f"r{n:06d}", "timeout": SITE_TIMEOUT_S}
+        if roll < 0.01:
+            kind, injected, path = "hang", None, "/hang"
+        elif roll < 0.04:
+            status = rng.choice((500, 503, 404))
+            kind, injected, path = "error", float(latency), f"/d/{latency}/{status}/{size}"
+        elif roll < 0.09:
+            first = latency // 3
+            kind, injected = "redirect", float(latency)
+            path = f"/r/{first}/{latency - first}/{size}"
+        else:
+            kind, injected, path = "ok", float(latency), f"/d/{latency}/200/{size}"
+        site["url"] = base + path
+        if regex:
+            site["regex"] = "webchecker-ok"
+        mix.append(MixSite(site=site, kind=kind, injected_ms=injected))
+    return mix
+
+
+# --- a CA for this run ------------------------------------------------------------------
+
+
+def make_pki(directory: Path) -> tuple[Path, Path, Path]:
+    """(root CA bundle, server chain, server key) as PEM files in ``directory``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def builder(subject: str, issuer: str, key: ec.EllipticCurvePrivateKey) -> Any:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+        )
+
+    def ca_usage() -> x509.KeyUsage:
+        return x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=True,
+            crl_sign=True,
+            encipher_only=False,
+            decipher_only=False,
+        )
+
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = (
+        builder("bench root CA", "bench root CA", root_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(ca_usage(), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    mid_key = ec.generate_private_key(ec.SECP256R1())
+    mid = (
+        builder("bench intermediate CA", "bench root CA", mid_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(ca_usage(), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        builder("localhost", "bench intermediate CA", leaf_key)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(mid_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    ca_path, chain_path, key_path = (directory / n for n in ("ca.pem", "chain.pem", "key.pem"))
+    ca_path.write_bytes(root.public_bytes(pem))
+    chain_path.write_bytes(leaf.public_bytes(pem) + mid.public_bytes(pem))
+    key_path.write_bytes(
+        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return ca_path, chain_path, key_path
+
+
+# --- Lambda's CPU share -----------------------------------------------------------------
+
+
+class CpuLimit:
+    """A cgroup with a CPU quota (v1 or v2), or nothing when no cgroup is writable."""
+
+    def __init__(self, memory_mb: int, label: str) -> None:
+        self.memory_mb = memory_mb
+        self.quota_us = int(CFS_PERIOD_US * min(memory_mb, FULL_CORE_MB * 6) / FULL_CORE_MB)
+        self.path: Path | None = None
+        self.version = 0
+        name = f"webchecker-bench-{os.getpid()}-{label}"
+        v1 = Path("/sys/fs/cgroup/cpu")
+        v2 = Path("/sys/fs/cgroup")
+        try:
+            if (v1 / "cpu.cfs_quota_us").exists():
+                path = v1 / name
+                path.mkdir()
+                (path / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+                (path / "cpu.cfs_quota_us").write_text(str(self.quota_us))
+                self.path, self.version = path, 1
+            elif "cpu" in (v2 / "cgroup.controllers").read_text().split():
+                path = v2 / name
+                path.mkdir()
+                (path / "cpu.max").write_text(f"{self.quota_us} {CFS_PERIOD_US}")
+                self.path, self.version = path, 2
+        except OSError:  # not root, read-only, or no cpu controller: run unthrottled
+            self.path = None
+            for leftover in (v1 / name, v2 / name):
+                with suppress(OSError):
+                    leftover.rmdir()
+
+    def join(self) -> None:
+        """Moves the calling process into the cgroup (run in the child before exec)."""
+        if self.path is not None:
+            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def throttled(self) -> tuple[int, float]:
+        """(periods throttled, seconds throttled) so far."""
+        if self.path is None:
+            return 0, 0.0
+        stats = dict(
+            line.split() for line in (self.path / "cpu.stat").read_text().splitlines() if line
+        )
+        if self.version == 1:
+            return int(stats.get("nr_throttled", 0)), int(stats.get("throttled_time", 0)) / 1e9
+        return int(stats.get("nr_throttled", 0)), int(stats.get("throttled_usec", 0)) / 1e6
+
+    def remove(self) -> None:
+        if self.path is not None:
+            for _ in range(50):
+                try:
+                    self.path.rmdir()
+                    return
+                except OSError:
+                    time.sleep(0.1)
+
+
+# --- one container (child process) -------------------------------------------------------
+
+
+def run_container() -> int:
+    """Child mode: loads the checker handler, then one invocation per line of stdin."""
+    out = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # Powertools' logs and metrics (CloudWatch's in Lambda) go nowhere
+    from webchecker.local.embedded.lambda_api import LocalContext, load_handler
+
+    handler = load_handler(ROOT / "functions/checker/app.py", "lambda_handler", "checker_app")
+    app = sys.modules["checker_app"]
+    real = app.PUBLISHER
+    kept: list[Any] = []
+
+    class Recording:
+        """The real publisher, keeping what it was given for the benchmark's accounting."""
+
+        def publish(self, results: Sequence[Any]) -> int:
+            kept.extend(results)
+            published: int = real.publish(results)
+            return published
+
+    app.PUBLISHER = Recording()
+    memory = int(os.environ.get("BENCH_MEMORY_MB", "1024"))
+    print("ready", file=out, flush=True)
+    for line in sys.stdin:
+        event = json.loads(line)
+        kept.clear()
+        context = LocalContext(
+            function_name="checker",
+            aws_request_id=str(uuid.uuid4()),
+            memory_limit_in_mb=memory,
+            invoked_function_arn="arn:aws:lambda:us-east-1:000000000000:function:checker",
+            deadline=time.monotonic() + 120,
+        )
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu, wall = usage.ru_utime + usage.ru_stime, time.perf_counter()
+        handler(event, context)
+        wall = time.perf_counter() - wall
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime - cpu
+        rows = [[r.site_id, r.response_time_ms, r.error, r.status_code] for r in kept]
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        answer = {"wall": wall, "cpu": cpu, "results": rows, "peak_mib": peak_mib}
+        print(json.dumps(answer), file=out, flush=True)
+    return 0
+
+
+class Container:
+    """A child process standing for one warm Lambda container of the checker."""
+
+    def __init__(self, env: dict[str, str], limit: CpuLimit | None) -> None:
+        self.limit = limit
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--container"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            preexec_fn=None if limit is None else limit.join,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            raise SystemExit("a checker container did not start")
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(json.dumps(event) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit("a checker container died")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+# --- configurations ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    memory_mb: int
+    sites: int  # per invocation
+    concurrency: int
+    spread_s: float = 0.0
+    limited: bool = True
+
+    @property
+    def label(self) -> str:
+        spread = f", spread {self.spread_s:g} s" if self.spread_s else ""
+        cpu = "" if self.limited else ", unthrottled"
+        return f"{self.memory_mb} MB, {self.sites}/inv, conc {self.concurrency}{spread}{cpu}"
+
+
+@dataclass
+class Outcome:
+    config: Config
+    durations: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+    checks: int = 0
+    errors_ms: list[float] = field(default_factory=list)
+    false_timeouts: int = 0
+    wrong: int = 0
+    throttled_periods: int = 0
+    throttled_s: float = 0.0
+    peak_mib: float = 0.0
+    cgroup: str = "none"
+
+    def cost_per_million(self) -> float:
+        mean = statistics.fmean(self.durations)
+        per_invocation = math.ceil(mean * 1000) / 1000 * self.config.memory_mb / 1024 * GB_SECOND
+        return 1e6 / self.config.sites * (per_invocation + REQUEST)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else math.nan
+
+
+def judge(outcome: Outcome, by_id: dict[str, MixSite], rows: Sequence[Sequence[Any]]) -> None:
+    for site_id, response_ms, error, status in rows:
+        mix = by_id[site_id]
+        outcome.checks += 1
+        if mix.kind == "hang":
+            outcome.wrong += error != "timeout"
+            continue
+        if error == "timeout":
+            outcome.false_timeouts += 1
+            continue
+        expected_error = "status" if mix.kind == "error" else None
+        outcome.wrong += error != expected_error
+        if response_ms is not None and mix.injected_ms is not None:
+            outcome.errors_ms.append(response_ms - mix.injected_ms)
+        del status
+
+
+def run_config(
+    config: Config,
+    mix: Sequence[MixSite],
+    base_env: dict[str, str],
+    containers: int,
+    invocations: int,
+) -> Outcome:
+    by_id = {m.site["id"]: m for m in mix}
+    outcome = Outcome(config=config)
+    env = dict(base_env)
+    env.update(
+        CHECKER_CONCURRENCY=str(config.concurrency),
+        CHECKER_SPREAD_SECONDS=str(config.spread_s),
+        BENCH_MEMORY_MB=str(config.memory_mb),
+    )
+    rng = random.Random(hash(config.label) & 0xFFFF)
+    order = list(mix)
+    rng.shuffle(order)
+    events: list[dict[str, Any]] = []
+    for start in range(0, invocations * config.sites, config.sites):
+        chunk = [order[(start + i) % len(order)].site for i in range(config.sites)]
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+        events.append({"scheduled_at": stamp, "sites": chunk})
+    limits = [
+        CpuLimit(config.memory_mb, f"{n}") if config.limited else None for n in range(containers)
+    ]
+    outcome.cgroup = (
+        f"cgroup v{limits[0].version}"
+        if limits[0] is not None and limits[0].path is not None
+        else "none (unthrottled)"
+    )
+    lock = threading.Lock()
+    queue = iter(events)
+
+    def drive(limit: CpuLimit | None) -> None:
+        container = Container(env, limit)
+        try:
+            warm = {
+                "scheduled_at": events[0]["scheduled_at"],
+                "sites": [m.site for m in mix if m.kind == "ok"][:5],
+            }
+            container.invoke(warm)  # the cold start and first connections: not measured
+            before = limit.throttled() if limit is not None else (0, 0.0)
+            while True:
+                with lock:
+                    event = next(queue, None)
+                if event is None:
+                    break
+                answer = container.invoke(event)
+                with lock:
+                    outcome.durations.append(answer["wall"])
+                    outcome.cpu += answer["cpu"]
+                    outcome.peak_mib = max(outcome.peak_mib, answer["peak_mib"])
+                    judge(outcome, by_id, answer["results"])
+            after = limit.throttled() if limit is not None else (0, 0.0)
+            with lock:
+                outcome.throttled_periods += after[0] - before[0]
+                outcome.throttled_s += after[1] - before[1]
+        finally:
+            container.stop()
+
+    threads = [threading.Thread(target=drive, args=(limit,)) for limit in limits]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for limit in limits:
+        if limit is not None:
+            limit.remove()
+    return outcome
+
+
+def report(outcome: Outcome, baseline: Outcome | None) -> str:
+    c = outcome.config
+    d50, d99 = percentile(outcome.durations, 0.5), percentile(outcome.durations, 0.99)
+    e50, e99 = percentile(outcome.errors_ms, 0.5), percentile(outcome.errors_ms, 0.99)
+    cost = outcome.cost_per_million()
+    ratio = f" ({cost / baseline.cost_per_million():.2f}x baseline)" if baseline else ""
+    return (
+        f"{c.label}: {len(outcome.durations)} invocations, {outcome.checks} checks; "
+        f"duration p50 {d50:.2f} s, p99 {d99:.2f} s; "
+        f"CPU/check {outcome.cpu / max(outcome.checks, 1) * 1000:.2f} ms; "
+        f"timing error p50 {e50:.1f} ms, p99 {e99:.1f} ms; "
+        f"false timeouts {outcome.false_timeouts}, wrong outcomes {outcome.wrong}; "
+        f"throttled {outcome.throttled_periods} periods ({outcome.throttled_s:.1f} s); "
+        f"peak RSS {outcome.peak_mib:.0f} MiB; "
+        f"cost ${cost:.3f}/M{ratio}"
+    )
+
+
+def formula(outcome: Outcome) -> str:
+    c = outcome.config
+    mean = statistics.fmean(outcome.durations)
+    return (
+        f"  cost: 1e6 / {c.sites} x ({mean:.2f} s x {c.memory_mb / 1024:.3f} GB x $0.0000133334"
+        f" + $0.0000002) = ${outcome.cost_per_million():.3f} per million checks"
+    )
+
+
+@contextmanager
+def targets(processes: int, chain: Path, key: Path) -> Iterator[tuple[int, int]]:
+    script = str(HERE / "realistic_target.py")
+    common = ["--cert", str(chain), "--key", str(key), "--reuse-port"]
+    first = subprocess.Popen([sys.executable, script, *common], stdout=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    fields = first.stdout.readline().split()
+    if len(fields) != 3 or fields[0] != "ready":
+        first.kill()
+        raise SystemExit(f"the targets did not start: {fields!r}")
+    http_port, https_port = int(fields[1]), int(fields[2])
+    started = [first]
+    ports = ["--http-port", str(http_port), "--https-port", str(https_port)]
+    for _ in range(processes - 1):
+        more = subprocess.Popen(
+            [sys.executable, script, *common, *ports], stdout=subprocess.PIPE, text=True
+        )
+        assert more.stdout is not None
+        more.stdout.readline()
+        started.append(more)
+    try:
+        yield http_port, https_port
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait()
+
+
+def timing_floor(mix: Sequence[MixSite], env: dict[str, str], count: int) -> list[float]:
+    """Timing errors of ``count`` answering sites checked one at a time, unthrottled."""
+    sample = [m for m in mix if m.kind == "ok"][:count]
+    outcome = run_config(Config(1769, count, 1, limited=False), sample, env, 1, 1)
+    return outcome.errors_ms
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def compare_blackbox(mix: Sequence[MixSite], ca: Path, directory: Path, count: int) -> None:
+    """CPU per probe of Prometheus' blackbox_exporter beside ours, on the same HTTPS sites.
+
+    Both unthrottled, 20 probes at a time. Ours: ``check_sites`` in this process (no
+    publishing, no logging); blackbox_exporter: its process's CPU for ``/probe`` requests,
+    which includes serving the request and its metrics (that is how it is used).
+    """
+    import asyncio
+    import urllib.parse
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psutil
+
+    from webchecker.check.probe import ProbeSettings, check_sites
+    from webchecker.sites import Site
+
+    exporter = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
+    sample = [
+        m
+        for m in mix
+        if m.kind == "ok" and m.site["url"].startswith("https") and "regex" not in m.site
+    ][:count]
+    settings = ProbeSettings(
+        allow_private_targets=True, ca_bundle=str(ca), concurrency=20, spread_seconds=0.0
+    )
+    sites = [Site.from_dict(m.site) for m in sample]
+    asyncio.run(check_sites(sites[:10], scheduled_at=dt.datetime.now(dt.UTC), settings=settings))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    before = usage.ru_utime + usage.ru_stime
+    results = asyncio.run(
+        check_sites(sites, scheduled_at=dt.datetime.now(dt.UTC), settings=settings)
+    )
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    ours = (usage.ru_utime + usage.ru_stime - before) / len(sites) * 1000
+    passed = sum(r.ok for r in results)
+    if exporter is None:
+        print(
+            f"webchecker probe: {ours:.2f} ms CPU per HTTPS check ({passed}/{len(sites)} ok); "
+            "blackbox_exporter not installed (apt-get install prometheus-blackbox-exporter)"
+        )
+        return
+    config = directory / "blackbox.yml"
+    config.write_text(
+        "modules:\n  https:\n    prober: http\n    timeout: 10s\n    http:\n"
+        "      preferred_ip_protocol: ip4\n      ip_protocol_fallback: false\n"
+        f"      tls_config:\n        ca_file: {ca}\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            exporter,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def probe(site: dict[str, Any]) -> bool:
+            query = urllib.parse.urlencode({"module": "https", "target": site["url"]})
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/probe?{query}", timeout=30) as r:
+                return b"probe_success 1" in r.read()
+
+        for _ in range(100):
+            try:
+                probe(sample[0].site)
+                break
+            except OSError:
+                time.sleep(0.1)
+        with ThreadPoolExecutor(20) as pool:
+            list(pool.map(probe, [m.site for m in sample[:10]]))
+            watched = psutil.Process(process.pid)
+            before = sum(watched.cpu_times()[:2])
+            probed = list(pool.map(probe, [m.site for m in sample]))
+            theirs = (sum(watched.cpu_times()[:2]) - before) / len(sample) * 1000
+    finally:
+        process.terminate()
+        process.wait()
+    print(
+        f"CPU per HTTPS check, same {len(sample)} sites, 20 at a time, unthrottled: webchecker "
+        f"probe {ours:.2f} ms ({passed} ok), blackbox_exporter {theirs:.2f} ms "
+        f"({sum(probed)} ok): ratio {ours / theirs:.2f}x"
+    )
+
+
+DEFAULT_CONFIGS = (
+    # memory MB, sites per invocation, concurrency, spread seconds
+    Config(1024, 50, 100),  # shipped before this benchmark: the baseline
+    Config(1024, 500, 100),  # large shards alone, every start at once
+    Config(512, 500, 100, 30.0),
+    Config(256, 500, 100, 30.0),  # the template's defaults now
+    Config(128, 500, 100, 30.0),
+)
+
+
+def parse_config(text: str) -> Config:
+    parts = [float(x) for x in text.split(":")]
+    return Config(int(parts[0]), int(parts[1]), int(parts[2]), parts[3] if len(parts) > 3 else 0.0)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--container", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--sites", type=int, default=3000, help="sites in the mix")
+    parser.add_argument("--checks", type=int, default=2000, help="checks per configuration")
+    parser.add_argument("--containers", type=int, default=4, help="containers in parallel")
+    parser.add_argument("--target-processes", type=int, default=2)
+    parser.add_argument("--blackbox", type=int, default=300, help="sites compared; 0: skip")
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=parse_config,
+        help="MEMORY_MB:SITES_PER_INVOCATION:CONCURRENCY[:SPREAD_S], repeatable",
+    )
+    args = parser.parse_args(argv)
+    if args.container:
+        return run_container()
+    from webchecker.local.embedded.broker import EmbeddedBroker
+
+    configs: list[Config] = args.config or list(DEFAULT_CONFIGS)
+    directory = Path(tempfile.mkdtemp(prefix="bench-realistic-"))
+    try:
+        ca, chain, key = make_pki(directory)
+        with (
+            targets(args.target_processes, chain, key) as (http_port, https_port),
+            EmbeddedBroker() as broker,
+        ):
+            mix = make_mix(args.sites, args.seed, http_port, https_port)
+            env = dict(os.environ)
+            env.update(
+                CHECKER_CA_BUNDLE=str(ca),
+                CHECKER_ALLOW_PRIVATE_TARGETS="true",
+                KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+                KAFKA_TOPIC=f"bench.realistic.{uuid.uuid4().hex[:8]}",
+                KAFKA_AUTH="none",
+                POWERTOOLS_SERVICE_NAME="checker",
+                POWERTOOLS_METRICS_NAMESPACE="Webchecker",
+                POWERTOOLS_TRACE_DISABLED="true",
+                AWS_REGION="us-east-1",
+            )
+            kinds = {k: sum(m.kind == k for m in mix) for k in ("ok", "error", "redirect", "hang")}
+            https = sum(m.site["url"].startswith("https") for m in mix)
+            injected = [m.injected_ms for m in mix if m.injected_ms is not None]
+            print(
+                f"mix (seed {args.seed}): {len(mix)} sites, {https} HTTPS; {kinds}; injected "
+                f"latency p50 {percentile(injected, 0.5):.0f} ms, p95 "
+                f"{percentile(injected, 0.95):.0f} ms, max {max(injected):.0f} ms"
+            )
+            print(
+                f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start "
+                "(shared with other work: figures are noisy, compare the ratios)"
+            )
+            floor = timing_floor(mix, env, 60)
+            print(
+                f"timing error floor (60 sites one at a time, unthrottled): p50 "
+                f"{percentile(floor, 0.5):.1f} ms, p99 {percentile(floor, 0.99):.1f} ms"
+            )
+            if args.blackbox:
+                compare_blackbox(mix, ca, directory, args.blackbox)
+            baseline: Outcome | None = None
+            for config in configs:
+                invocations = max(1, math.ceil(args.checks / config.sites))
+                containers = min(args.containers, invocations)
+                outcome = run_config(config, mix, env, containers, invocations)
+                print(report(outcome, baseline), flush=True)
+                print(formula(outcome) + f"  [{outcome.cgroup}]", flush=True)
+                if baseline is None:
+                    baseline = outcome
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

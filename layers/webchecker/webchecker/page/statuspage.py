@@ -1,0 +1,109 @@
+"""The status page, end to end: read the model, render the files, publish them.
+
+``StatusPage.publish()`` is what ``functions/statuspage/app.py`` calls (S3),
+``webchecker status-page --out DIR`` (a directory) and the local stack every tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from webchecker.config import env_bool, env_optional, env_str
+from webchecker.page.badge import badge_name, render_badge
+from webchecker.page.document import render_json
+from webchecker.page.html import render_html
+from webchecker.page.model import StatusModel, load_status
+from webchecker.page.publish import Files, Publisher, S3Publisher
+from webchecker.page.settings import PageSettings
+from webchecker.store.database import Database, DatabaseSettings
+from webchecker.store.migrations import migrate
+
+logger = logging.getLogger(__name__)
+
+HTML_TYPE = "text/html; charset=utf-8"
+JSON_TYPE = "application/json"
+SVG_TYPE = "image/svg+xml"
+
+
+def render_files(model: StatusModel) -> dict[str, tuple[bytes, str]]:
+    """index.html, status.json and one badge per site whose id is a safe file name."""
+    files = {
+        "index.html": (render_html(model).encode(), HTML_TYPE),
+        "status.json": (render_json(model), JSON_TYPE),
+    }
+    for site in model.sites:
+        name = badge_name(site.site_id)
+        if name is None:
+            logger.warning("no badge for site id %r: not a safe file name", site.site_id[:80])
+            continue
+        files[name] = (render_badge(site), SVG_TYPE)
+    return files
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusPageSettings:
+    """The function's configuration: the database, the page, and the bucket."""
+
+    database: DatabaseSettings
+    page: PageSettings
+    bucket: str
+    prefix: str = ""
+    migrate: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StatusPageSettings:
+        return cls(
+            database=DatabaseSettings.from_env(env),
+            page=PageSettings.from_env(env),
+            bucket=env_optional("STATUS_BUCKET", env) or "",
+            prefix=env_str("STATUS_PREFIX", "", env),
+            migrate=env_bool("DB_MIGRATE", True, env),
+        )
+
+
+class StatusPage:
+    """Holds the container's connection; ``publish()`` renders and writes the files."""
+
+    def __init__(
+        self,
+        page: PageSettings,
+        database: Database,
+        publisher: Publisher,
+        *,
+        migrate: bool = True,
+    ) -> None:
+        self.page = page
+        self.database = database
+        self.publisher = publisher
+        self._migrated = not migrate
+
+    @classmethod
+    def for_bucket(cls, settings: StatusPageSettings) -> StatusPage:
+        return cls(
+            settings.page,
+            Database(settings.database),
+            S3Publisher(settings.bucket, prefix=settings.prefix),
+            migrate=settings.migrate,
+        )
+
+    def publish(self, *, now: datetime | None = None) -> dict[str, int]:
+        """Renders from the database and publishes; ``{"sites", "files", "bytes"}``."""
+        if not self._migrated:  # a fresh database shows an empty page rather than failing
+            migrate(self.database)
+            self._migrated = True
+        model = load_status(self.database, self.page, now=now)
+        files: Files = render_files(model)
+        self.publisher.publish(files)
+        summary = {
+            "sites": len(model.sites),
+            "files": len(files),
+            "bytes": sum(len(content) for content, _ in files.values()),
+        }
+        logger.info("status page published", extra=summary)
+        return summary
+
+    def close(self) -> None:
+        self.database.close()

@@ -1,0 +1,109 @@
+"""The SAM CLI reads samconfig.toml's shared section for every command, with the region of
+the AWS configuration: `sam list stack-outputs --config-env prod` finds the prod stack in
+the region AWS_REGION names, as `sam logs`, `remote invoke` and `delete` do.
+
+The "account" is moto's server on loopback, reached through AWS_ENDPOINT_URL; the same
+stack name exists in two regions with different outputs, so the region that was used shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from webchecker.local.embedded.aws import EmbeddedAws
+
+ROOT = Path(__file__).resolve().parents[2]
+SAM = ROOT / ".venv-tools/sam/bin/sam"
+STACK = """{"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+ "Outputs": {"Where": {"Value": "%s"}}}"""
+
+
+@pytest.fixture
+def account(tmp_path: Path) -> Iterator[EmbeddedAws]:
+    with EmbeddedAws(log_path=tmp_path / "moto.log") as aws:
+        for region in ("eu-west-1", "eu-central-1"):
+            client = boto3.client(
+                "cloudformation",
+                endpoint_url=aws.endpoint_url,
+                region_name=region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            for stack in ("webchecker-prod", "webchecker-staging"):
+                client.create_stack(StackName=stack, TemplateBody=STACK % f"{stack}@{region}")
+        yield aws
+
+
+def sam(
+    account: EmbeddedAws, home: Path, region: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") and key != "SAM_CLI_CONFIG_ENV"
+    }
+    env.update(
+        {
+            **account.client_env(),
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "HOME": str(home),
+            "SAM_CLI_TELEMETRY": "0",
+        }
+    )
+    return subprocess.run(
+        [str(SAM), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "region"),
+    [("prod", "eu-central-1"), ("prod", "eu-west-1"), ("staging", "eu-central-1")],
+)
+def test_sam_commands_use_the_environments_stack_in_the_configured_region(
+    account: EmbeddedAws, tmp_path: Path, environment: str, region: str
+) -> None:
+    result = sam(
+        account,
+        tmp_path,
+        region,
+        "list",
+        "stack-outputs",
+        "--config-env",
+        environment,
+        "--output",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(result.stdout)}
+    assert outputs == {"Where": f"webchecker-{environment}@{region}"}
+
+
+def test_sam_delete_removes_the_environments_stack_in_the_configured_region_only(
+    account: EmbeddedAws, tmp_path: Path
+) -> None:
+    result = sam(
+        account, tmp_path, "eu-central-1", "delete", "--config-env", "staging", "--no-prompts"
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    def stacks(region: str) -> set[str]:
+        client = boto3.client(
+            "cloudformation",
+            endpoint_url=account.endpoint_url,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        live = client.list_stacks(StackStatusFilter=["CREATE_COMPLETE"])["StackSummaries"]
+        return {s["StackName"] for s in live}
+
+    assert stacks("eu-central-1") == {"webchecker-prod"}
+    assert stacks("eu-west-1") == {"webchecker-prod", "webchecker-staging"}
