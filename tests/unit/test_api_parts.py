@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -21,9 +23,10 @@ from webchecker.exceptions import InvalidRequest
 from webchecker.sites import Site
 
 
-@given(st.text(max_size=80), st.text(max_size=40))
-def test_a_cursor_decodes_to_what_was_encoded(at: str, identifier: str) -> None:
-    assert decode_cursor(encode_cursor(at, identifier), str, str) == [at, identifier]
+@given(st.datetimes(timezones=st.just(UTC)), st.uuids())
+def test_a_cursor_decodes_to_what_was_encoded(at: datetime, identifier: uuid.UUID) -> None:
+    cursor = encode_cursor(at.isoformat(), str(identifier))
+    assert decode_cursor(cursor, str, str) == [at.isoformat(), str(identifier)]
 
 
 @given(st.text(max_size=600))
