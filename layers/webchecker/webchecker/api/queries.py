@@ -39,7 +39,12 @@ def _rfc3339(column: str) -> str:
 
 #: The checks' columns as the API selects them: timestamps as text, the id as text.
 CHECK_SELECT = ", ".join(
-    _rfc3339(name) if name in _TIMESTAMPS else "check_id::text" if name == "check_id" else name
+    # aliased: ORDER BY check_id must name the uuid column, not this text
+    _rfc3339(name)
+    if name in _TIMESTAMPS
+    else "check_id::text AS check_id_text"
+    if name == "check_id"
+    else name
     for name in CHECK_COLUMNS
 )
 # the cursor's position: checked_at to the microsecond, as text
