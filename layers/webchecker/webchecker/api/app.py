@@ -92,12 +92,17 @@ class Api:
             )
         try:
             raw = base64.b64decode(body) if event.get("isBase64Encoded") else str(body).encode()
-            parsed = json.loads(raw.decode("utf-8"))
+            parsed = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
         except (ValueError, RecursionError):
             return payload(problems.problem(400, "the request body is not valid JSON"))
         if not isinstance(parsed, dict):
             return payload(problems.invalid("body", "must be a JSON object"))
         return None
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json reads NaN, Infinity and -Infinity; JSON (RFC 8259) has no such numbers
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def payload(response: Response[str]) -> dict[str, Any]:

@@ -88,7 +88,9 @@ def router(services: Services) -> Router:
         secure: Secure = False,
     ) -> Response[SiteObject]:
         raw = _checked(site)
-        if "id" not in raw and isinstance(raw.get("url"), str):
+        if "id" not in raw:
+            if not isinstance(raw.get("url"), str):
+                Site.from_dict(raw, default_id="unnamed")  # the url's own error comes first
             raw["id"] = id_from_url(raw["url"])
         candidate = Site.from_dict(raw)  # raises SiteError naming the field
         holder = store.listing(force=True).where.get(candidate.id)
