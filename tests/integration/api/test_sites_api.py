@@ -185,3 +185,20 @@ def test_put_cannot_rename_and_patch_cannot_change_the_id(api: ApiClient) -> Non
     assert patched.status == 422
     assert patched.json["errors"][0]["field"] == "id"
     assert api("replace-site", path="/v1/sites/missing").status == 404
+
+
+def test_with_a_warm_listing_a_site_added_elsewhere_is_still_a_409_and_readable(
+    api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, ssm_client: SSMClient
+) -> None:
+    from tests.fixtures.lambda_context import cold_start
+
+    monkeypatch.setenv("SITES_CACHE_SECONDS", "300")
+    cached = ApiClient(cold_start("api"))
+    assert cached("list-sites").json["sites"] == []  # the listing is now cached (empty)
+    put_parameters(ssm_client, {f"{SITES_PATH}/127.0.0.1": {"url": "https://cli.example/"}})
+    taken = cached("add-site")  # the id derived from the event's URL: 127.0.0.1
+    assert taken.status == 409, taken.text
+    assert "already exists" in taken.json["detail"]
+    # a single site is read afresh, so the CLI's addition is visible at once
+    assert cached("get-site").json["url"] == "https://cli.example/"
+    assert snapshot_parameters(ssm_client, SITES_PATH)[f"{SITES_PATH}/127.0.0.1"][2] == 1

@@ -93,7 +93,10 @@ def router(services: Services) -> Router:
                 Site.from_dict(raw, default_id="unnamed")  # the url's own error comes first
             raw["id"] = id_from_url(raw["url"])
         candidate = Site.from_dict(raw)  # raises SiteError naming the field
-        holder = store.listing(force=True).where.get(candidate.id)
+        # the (cached) listing finds the id in another parameter; its own parameter existing
+        # already is refused by Parameter Store itself (create never overwrites). A full
+        # re-read per POST would be 1,000 GetParametersByPath pages at 10,000 sites.
+        holder = store.listing().where.get(candidate.id)
         if holder is not None:
             raise SiteConflict(f"id: {candidate.id!r} already exists in {holder}")
         store.add(raw, secure=secure)
