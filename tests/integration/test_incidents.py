@@ -55,7 +55,12 @@ def store_on(database_url: str, *, direct_copy: bool = True) -> CheckStore:
 
 
 def site_messages(
-    site_id: str, outcomes: Sequence[bool], *, start_minute: int = 0, **rules: Any
+    site_id: str,
+    outcomes: Sequence[bool],
+    *,
+    start_minute: int = 0,
+    cert_days: int = 60,
+    **rules: Any,
 ) -> list[dict[str, Any]]:
     out = []
     for index, ok in enumerate(outcomes):
@@ -64,7 +69,7 @@ def site_messages(
         fields = dict(
             site_id=site_id,
             checked_at=moment,
-            tls_cert_expires_at=rfc3339(BASE_TIME + timedelta(days=10)),
+            tls_cert_expires_at=rfc3339(BASE_TIME + timedelta(days=cert_days)),
             **rules,
         )
         out.append(make(**fields))
@@ -130,6 +135,9 @@ def deliveries(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[int]], 
         rules = {
             "failure_threshold": draw(st.integers(1, 3)),
             "success_threshold": draw(st.integers(1, 3)),
+            "tags": draw(st.sampled_from([[], ["web", "eu"]])),
+            # a certificate close to expiry: those checks take the Python path
+            "cert_days": draw(st.sampled_from([10, 60])),
         }
         sequences.append(site_messages(f"{prefix}-{index}", outcomes, **rules))
     # interleave, keeping each site's order (Kafka keeps a key's order)
@@ -175,7 +183,7 @@ def test_any_batching_and_redelivery_give_the_incidents_of_the_sequence_alone(
 
 
 def test_a_redelivered_batch_writes_no_alert_twice(database_url: str, migrated: Database) -> None:
-    values = site_messages("r", [False, False, False, True, True])
+    values = site_messages("r", [False, False, False, True, True], cert_days=10)
     store = store_on(database_url)
     try:
         for _ in range(3):
@@ -284,3 +292,38 @@ def test_the_writer_handler_moves_site_state(database_url: str, migrated: Databa
     (payload,) = connection.run("SELECT payload FROM webchecker.alerts")[0]
     assert payload["type"] == OPENED
     assert payload["status_code"] == 503
+
+
+def test_passes_of_a_site_that_is_up_move_in_sql_with_the_same_result(
+    database_url: str, migrated: Database
+) -> None:
+    """The usual case (up, all passed) is applied by one SQL statement; the state it leaves
+    is the one the Python rules compute."""
+    values = site_messages("fast", [True, True, True, True, True], tags=["web"])
+    store = store_on(database_url)
+    try:
+        store.write(records(values[:2]))
+        with store.database.transaction() as connection:
+            observations = [_row_of(CheckResult.from_message(v), "")[6] for v in values[2:4]]
+            forwarded = store.incidents._lock_and_forward(connection, {"fast": observations})
+        assert forwarded == {"fast"}
+        store.write(records(values[4:], first_offset=4))
+    finally:
+        store.database.close()
+    machine = StateMachine(RULES)
+    expected = machine.run(
+        SiteState(site_id="fast"), [_row_of(CheckResult.from_message(v), "")[6] for v in values]
+    )
+    (row,) = migrated.connection().run(
+        "SELECT state, pass_streak, last_check_id::text, last_checked_at, tags, streak_started_at"
+        " FROM webchecker.site_state"
+    )
+    assert row == [
+        expected.state,
+        expected.pass_streak,
+        expected.last_check_id,
+        expected.last_checked_at,
+        list(expected.tags),
+        expected.streak_started_at,
+    ]
+    assert expected.pass_streak == 5

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from webchecker.exceptions import ConfigurationError
+from webchecker.local.alerts import topic_arn
 from webchecker.local.embedded.aws import EmbeddedAws
 from webchecker.local.embedded.lambda_api import FunctionSpec, LambdaApi
 from webchecker.local.embedded.network import free_port
 from webchecker.local.embedded.service import Service
 from webchecker.local.poller import Poller, PollerSettings
 from webchecker.local.services import Kafka, Postgres
-from webchecker.local.settings import CHECKER, SCHEDULER, WRITER, LocalSettings
+from webchecker.local.settings import CHECKER, NOTIFIER, SCHEDULER, WRITER, LocalSettings
 
 
 def repository_root() -> Path:
@@ -53,6 +54,9 @@ def function_specs(settings: LocalSettings, root: Path) -> list[FunctionSpec]:
         ),
         FunctionSpec(
             name=WRITER, path=root / "functions/writer/app.py", memory_mb=1024, timeout_s=120
+        ),
+        FunctionSpec(
+            name=NOTIFIER, path=root / "functions/notifier/app.py", memory_mb=256, timeout_s=60
         ),
     ]
 
@@ -85,6 +89,8 @@ def function_env(
         "CHECKER_ALLOW_PRIVATE_TARGETS": "true",
         "DATABASE_URL": database_url,
         "DB_SCHEMA": settings.db_schema,
+        # the topic local/alerts.py creates in moto (a webhook sink is subscribed to it)
+        "ALERT_TOPIC_ARN": topic_arn(aws.region),
         **settings.function_env,
     }
 

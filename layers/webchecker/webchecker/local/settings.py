@@ -20,6 +20,7 @@ STACK_NAME = "webchecker"
 SCHEDULER = f"{STACK_NAME}-scheduler"
 CHECKER = f"{STACK_NAME}-checker"
 WRITER = f"{STACK_NAME}-writer"
+NOTIFIER = f"{STACK_NAME}-notifier"
 #: Set by ``STATE_DIR/env`` to the embedded broker's address (see ``env_file``).
 EMBEDDED_KAFKA_VARIABLE = "WEBCHECKER_LOCAL_KAFKA"
 

@@ -12,6 +12,7 @@ Same code path as in AWS; only the edges differ. ``LocalStack`` composes parts, 
 ``site_file.SiteFile``  the site list saved across runs (moto keeps it only while it runs)
 ``functions.Functions`` the functions on the local Lambda Invoke API, with their environment
 ``functions.EventSourceMapping`` the poller feeding the writer (the MSK trigger)
+``alerts.LocalAlerts``  the alert topic in moto's SNS, a webhook sink subscribed to it
 ``api_server.LocalApi`` the REST API on loopback (payload 2.0 events for the API handler)
 ``env_file.EnvFile``    ``STATE_DIR/env`` for other terminals
 ``StatusSite``          the status page, rendered every tick, served at the API's ``/status/``
@@ -30,7 +31,8 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from webchecker.exceptions import WebcheckerError
+from webchecker.exceptions import InvocationFailed, WebcheckerError
+from webchecker.local.alerts import LocalAlerts
 from webchecker.local.api_server import LocalApi
 from webchecker.local.banner import banner
 from webchecker.local.board import StatusBoard
@@ -51,6 +53,7 @@ from webchecker.local.settings import (
     DEFAULT_TICK_SECONDS,
     DEFAULT_TOPIC,
     EMBEDDED_KAFKA_VARIABLE,
+    NOTIFIER,
     SCHEDULER,
     WRITER,
     LocalSettings,
@@ -111,6 +114,7 @@ class LocalStack(Service):
         self.mapping = EventSourceMapping(
             settings, kafka=self.kafka, invoke=self.functions.invoke, progress=self.progress
         )
+        self.alerts = LocalAlerts(self.aws, self.state_dir)
         self.status_site = StatusSite(
             self.state_dir / "status",
             lambda: self.db.url,
@@ -130,6 +134,7 @@ class LocalStack(Service):
             self.kafka,
             self.demo_targets,
             self.sites,
+            self.alerts,
             self.functions,
             self.mapping,
             self.rest_api,
@@ -263,6 +268,10 @@ class LocalStack(Service):
         """One scheduler invocation (at the next simulated minute unless ``moment``)."""
         event = scheduled_event(moment or self.clock.next(), region=self.aws.region)
         summary: dict[str, Any] = self.functions.invoke(SCHEDULER, event)
+        try:  # the notifier's every-minute run: alerts committed by now go out
+            self.functions.invoke(NOTIFIER, event)
+        except InvocationFailed as error:  # as in AWS: the next run takes what is pending
+            logger.warning("notifier failed: %s", error)
         self.status_site.render()  # what is stored so far (this tick's checks: the next one)
         return summary
 
