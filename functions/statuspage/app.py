@@ -28,4 +28,5 @@ PAGE = StatusPage.for_bucket(StatusPageSettings.from_env())
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     summary = PAGE.publish()
     metrics.add_metric(name="StatusPageSites", unit=MetricUnit.Count, value=summary["sites"])
+    metrics.add_metric(name="StatusPageWrites", unit=MetricUnit.Count, value=summary["written"])
     return summary

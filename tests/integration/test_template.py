@@ -464,6 +464,12 @@ def test_status_bucket_is_private_encrypted_and_versioned(template: dict[str, An
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    # versioning must not accumulate: earlier versions and leftover delete markers expire
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert 1 <= rule["NoncurrentVersionExpiration"]["NoncurrentDays"] <= 7
+    assert rule["ExpiredObjectDeleteMarker"] is True
+    assert not {"Prefix", "Filter"} & set(rule)  # the whole bucket
 
 
 def test_only_the_distribution_reads_the_bucket_through_origin_access_control(
@@ -510,14 +516,20 @@ def test_statuspage_runs_every_five_minutes_and_writes_only_into_its_bucket(
     policies = function["Policies"]
     assert {"Ref": "DatabaseClientPolicy"} in policies  # logs in like every database client
     owned = [s for policy in policies if "Statement" in policy for s in policy["Statement"]]
-    writes = [s for s in owned if s["Action"] == "s3:PutObject"]
-    assert writes == [
-        {
+    s3 = [s for s in owned if "s3:" in str(s["Action"])]
+    assert s3 == [
+        {  # the ETags, to write only what changed
+            "Sid": "ListPage",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": {"Fn::GetAtt": ["StatusBucket", "Arn"]},
+        },
+        {  # changed files; badges of sites no longer shown
             "Sid": "WritePage",
             "Effect": "Allow",
-            "Action": "s3:PutObject",
+            "Action": ["s3:PutObject", "s3:DeleteObject"],
             "Resource": {"Fn::Sub": "${StatusBucket.Arn}/*"},
-        }
+        },
     ]
 
 

@@ -8,6 +8,7 @@ from html import escape
 from webchecker.page.model import SiteStatus
 
 BADGE_WINDOW = "30d"
+BADGE_FOLDER = "badges/"
 _SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _CHAR_WIDTH = 6.6  # px per character of 11 px sans-serif, near enough for a badge
 _COLOURS = {"up": "#1a7f37", "down": "#cf222e", "maintenance": "#0969da", "unknown": "#6e7781"}
@@ -16,7 +17,7 @@ _COLOURS = {"up": "#1a7f37", "down": "#cf222e", "maintenance": "#0969da", "unkno
 def badge_name(site_id: str) -> str | None:
     """The badge's file name, or None when the id is not safe as one (it is never rewritten,
     so that two sites cannot share a badge)."""
-    return f"badges/{site_id}.svg" if _SAFE_NAME.fullmatch(site_id) else None
+    return f"{BADGE_FOLDER}{site_id}.svg" if _SAFE_NAME.fullmatch(site_id) else None
 
 
 def badge_text(site: SiteStatus) -> str:

@@ -4,10 +4,21 @@ Both take the same ``{name: (bytes, content type)}`` files. The directory is wri
 by file through a temporary name and ``os.replace``, so a reader never sees half a page;
 S3 replaces each object whole anyway. Objects get a short ``Cache-Control`` so CloudFront
 serves a page at most a minute older than the bucket.
+
+The bucket is versioned and every PUT is billed, so ``S3Publisher`` writes only objects
+whose content changed: one ListObjectsV2 page per 1,000 keys gives each object's ETag,
+which for a single-part PUT into an SSE-S3 (AES256) or unencrypted bucket is the MD5 of
+its bytes. An ETag that is not (SSE-KMS, multipart) never matches, so the object is simply
+written again: the page can cost more, never go stale. Badges of sites no longer shown
+are deleted (a badge must not claim "up 99.98%" for a site nobody watches any more).
+A manifest object of hashes would save the LIST calls but could disagree with the bucket;
+the listing is the bucket's own truth. A changed ``Cache-Control`` alone does not rewrite
+an unchanged badge.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -16,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from webchecker.exceptions import ConfigurationError, StatusPageError
+from webchecker.page.badge import BADGE_FOLDER
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -25,8 +37,20 @@ CACHE_CONTROL = "public, max-age=60"
 Files = Mapping[str, tuple[bytes, str]]  # name -> (content, content type)
 
 
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+
+
+@dataclass(frozen=True)
+class Published:
+    """What one publish did: files written, files left alone as unchanged, objects deleted."""
+
+    written: int
+    unchanged: int = 0
+    deleted: int = 0
+
+
 class Publisher(Protocol):
-    def publish(self, files: Files) -> None: ...
+    def publish(self, files: Files) -> Published: ...
 
 
 @dataclass(frozen=True)
@@ -35,7 +59,7 @@ class DirectoryPublisher:
 
     directory: Path
 
-    def publish(self, files: Files) -> None:
+    def publish(self, files: Files) -> Published:
         for name, (content, _) in files.items():
             target = _inside(self.directory, name)
             try:
@@ -47,19 +71,29 @@ class DirectoryPublisher:
                 os.replace(temporary, target)
             except OSError as error:
                 raise StatusPageError(f"cannot write {target}: {error}") from error
+        return Published(written=len(files))
 
 
 class S3Publisher:
-    """Puts the files into ``bucket`` (under ``prefix``), each with its content type."""
+    """Puts the changed files into ``bucket`` (under ``prefix``), each with its content type,
+    and deletes the objects under ``prune`` (the badges) that are no longer among them."""
 
-    def __init__(self, bucket: str, *, prefix: str = "", client: S3Client | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        prune: str = BADGE_FOLDER,
+        client: S3Client | None = None,
+    ) -> None:
         if not bucket:
             raise ConfigurationError("STATUS_BUCKET: the status page's S3 bucket is not set")
         self.bucket = bucket
         self.prefix = prefix
+        self.prune = prune
         self._client = client
 
-    def publish(self, files: Files) -> None:
+    def publish(self, files: Files) -> Published:
         from botocore.exceptions import BotoCoreError, ClientError
 
         client = self._client
@@ -67,19 +101,70 @@ class S3Publisher:
             import boto3
 
             client = self._client = boto3.client("s3")
+        where = f"s3://{self.bucket}/{self.prefix}"
+        try:
+            etags = self._etags(client)
+        except (BotoCoreError, ClientError) as error:
+            raise StatusPageError(f"cannot list {where}: {error}") from error
+        written = 0
         for name, (content, content_type) in files.items():
+            key = f"{self.prefix}{name}"
+            if etags.get(key) == _md5(content):
+                continue
             try:
                 client.put_object(
                     Bucket=self.bucket,
-                    Key=f"{self.prefix}{name}",
+                    Key=key,
                     Body=content,
                     ContentType=content_type,
                     CacheControl=CACHE_CONTROL,
                 )
             except (BotoCoreError, ClientError) as error:
+                raise StatusPageError(f"cannot put s3://{self.bucket}/{key}: {error}") from error
+            written += 1
+        # deleted only after every write succeeded: a failed run leaves the last page whole
+        stale = sorted(
+            key
+            for key in etags
+            if key.startswith(f"{self.prefix}{self.prune}")
+            and key.removeprefix(self.prefix) not in files
+        )
+        try:
+            self._delete(client, stale)
+        except (BotoCoreError, ClientError, StatusPageError) as error:
+            raise StatusPageError(f"cannot delete stale objects in {where}: {error}") from error
+        return Published(written=written, unchanged=len(files) - written, deleted=len(stale))
+
+    def _etags(self, client: S3Client) -> dict[str, str]:
+        """Key -> ETag (without its quotes) of every object under the prefix."""
+        etags: dict[str, str] = {}
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                etags[item["Key"]] = item["ETag"].strip('"')
+        return etags
+
+    def _delete(self, client: S3Client, keys: list[str]) -> None:
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            response = client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            errors = response.get("Errors", [])
+            if errors:
+                first = errors[0]
                 raise StatusPageError(
-                    f"cannot put s3://{self.bucket}/{self.prefix}{name}: {error}"
-                ) from error
+                    f"{len(errors)} not deleted, first {first.get('Key')!r}: "
+                    f"{first.get('Code')} {first.get('Message')}"
+                )
+
+
+def _md5(content: bytes) -> str:
+    """What S3 reports as the ETag of a single-part, SSE-S3 or unencrypted object."""
+    return hashlib.md5(content, usedforsecurity=False).hexdigest()
 
 
 def _inside(directory: Path, name: str) -> Path:

@@ -90,17 +90,21 @@ class StatusPage:
         )
 
     def publish(self, *, now: datetime | None = None) -> dict[str, int]:
-        """Renders from the database and publishes; ``{"sites", "files", "bytes"}``."""
+        """Renders from the database and publishes: ``{"sites", "files", "bytes"}`` rendered,
+        ``{"written", "unchanged", "deleted"}`` by the publisher."""
         if not self._migrated:  # a fresh database shows an empty page rather than failing
             migrate(self.database)
             self._migrated = True
         model = load_status(self.database, self.page, now=now)
         files: Files = render_files(model)
-        self.publisher.publish(files)
+        published = self.publisher.publish(files)
         summary = {
             "sites": len(model.sites),
             "files": len(files),
             "bytes": sum(len(content) for content, _ in files.values()),
+            "written": published.written,
+            "unchanged": published.unchanged,
+            "deleted": published.deleted,
         }
         logger.info("status page published", extra=summary)
         return summary
