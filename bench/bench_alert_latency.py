@@ -6,7 +6,8 @@ PostgreSQL, the notifier after every tick, moto's SNS delivering to a webhook si
 ``SITES`` sites that pass for two ticks, then all fail: each opens an incident at its
 second failed check (the default threshold), and as they go down in the same tick one
 summary notice lists them all. Ticks are ``TICK_SECONDS`` of real time apart. Per site:
-the notice's arrival at the sink - checked_at of the check that reached the threshold. Goal: under one tick plus 5 s (the notifier runs once per tick, right after the
+the notice's arrival at the sink - checked_at of the check that reached the threshold.
+Goal: under one tick plus 5 s (the notifier runs once per tick, right after the
 scheduler). Uses DATABASE_URL if set, else the stack's embedded PostgreSQL.
 """
 
