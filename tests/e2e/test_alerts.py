@@ -1,5 +1,6 @@
 """Site alerts end to end: a site goes down, one incident.opened reaches the local webhook
-sink (through the notifier and moto's SNS); back up, one incident.resolved."""
+sink (through the notifier and moto's SNS); back up, one incident.resolved; a broker
+restart in between changes nothing."""
 
 from __future__ import annotations
 
@@ -25,8 +26,18 @@ def test_down_then_up_sends_one_opened_and_one_resolved(stack: LocalStack) -> No
     demo = stack.demo.url("").rstrip("/")
     site = {"id": "al-down", "url": f"{demo}/failing", "tags": ["e2e"]}
     put_sites(stack, [site])
-    for _ in range(2):  # two failed checks: down (the default threshold)
-        tick_and_settle(stack)
+    tick_and_settle(stack)  # the first failed check
+    # the second (the threshold) waits in the topic across a broker restart
+    assert stack.broker is not None
+    stack.stop_poller()
+    try:
+        stack.tick()
+        assert stack.drain(60)
+        stack.broker.stop()
+        stack.broker.start()
+    finally:
+        stack.start_poller()
+    assert stack.wait_for_writer(timeout=60)
     tick_and_settle(stack)  # the notifier's next run publishes it
     opened = sent(stack, "al-down")
     assert [entry["alert"]["type"] for entry in opened] == ["incident.opened"]
