@@ -98,7 +98,7 @@ def make_mix(count: int, seed: int, http_port: int, https_port: int) -> list[Mix
             path = f"/r/{first}/{latency - first}/{size}"
         else:
             kind, injected, path = "ok", float(latency), f"/d/{latency}/200/{size}"
-        site["url"] = base + path
+        site["url"] = f"{base}{path}?id={site['id']}"  # the target logs its lag per id
         if regex:
             site["regex"] = "webchecker-ok"
         mix.append(MixSite(site=site, kind=kind, injected_ms=injected))
@@ -347,6 +347,8 @@ class Outcome:
     cpu: float = 0.0
     checks: int = 0
     errors_ms: list[float] = field(default_factory=list)
+    net_errors_ms: list[float] = field(default_factory=list)  # minus the target's own lag
+    checked_ids: list[str] = field(default_factory=list)  # the sites of errors_ms, in order
     false_timeouts: int = 0
     wrong: int = 0
     throttled_periods: int = 0
@@ -365,6 +367,18 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else math.nan
 
 
+def read_lateness(directory: Path) -> dict[str, float]:
+    """Each site's total target lag (ms, both hops of a redirect), then the logs are emptied."""
+    time.sleep(0.7)  # the targets write their logs twice a second
+    lateness: dict[str, float] = {}
+    for log in directory.glob("lateness-*.log"):
+        for line in log.read_text().splitlines():
+            site_id, _, ms = line.partition(" ")
+            lateness[site_id] = lateness.get(site_id, 0.0) + float(ms)
+        log.write_text("")
+    return lateness
+
+
 def judge(outcome: Outcome, by_id: dict[str, MixSite], rows: Sequence[Sequence[Any]]) -> None:
     for site_id, response_ms, error, status in rows:
         mix = by_id[site_id]
@@ -379,7 +393,14 @@ def judge(outcome: Outcome, by_id: dict[str, MixSite], rows: Sequence[Sequence[A
         outcome.wrong += error != expected_error
         if response_ms is not None and mix.injected_ms is not None:
             outcome.errors_ms.append(response_ms - mix.injected_ms)
+            outcome.checked_ids.append(site_id)
         del status
+
+
+def subtract_lateness(outcome: Outcome, lateness: dict[str, float]) -> None:
+    for site_id, error in zip(outcome.checked_ids, outcome.errors_ms, strict=True):
+        if site_id in lateness:
+            outcome.net_errors_ms.append(error - lateness[site_id])
 
 
 def run_config(
@@ -394,7 +415,8 @@ def run_config(
     env = dict(base_env)
     env.update(
         CHECKER_CONCURRENCY=str(config.concurrency),
-        CHECKER_SPREAD_SECONDS=str(config.spread_s),
+        # The configuration's spread as the checker's rate: a full shard over spread_s.
+        CHECKER_STARTS_PER_SECOND=str(config.sites / config.spread_s if config.spread_s else 0),
         BENCH_MEMORY_MB=str(config.memory_mb),
     )
     rng = random.Random(hash(config.label) & 0xFFFF)
@@ -444,13 +466,15 @@ def run_config(
             container.stop()
 
     threads = [threading.Thread(target=drive, args=(limit,)) for limit in limits]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for limit in limits:
-        if limit is not None:
-            limit.remove()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:  # never leave a cgroup behind, even on Ctrl-C
+        for limit in limits:
+            if limit is not None:
+                limit.remove()
     return outcome
 
 
@@ -458,13 +482,15 @@ def report(outcome: Outcome, baseline: Outcome | None) -> str:
     c = outcome.config
     d50, d99 = percentile(outcome.durations, 0.5), percentile(outcome.durations, 0.99)
     e50, e99 = percentile(outcome.errors_ms, 0.5), percentile(outcome.errors_ms, 0.99)
+    n50, n99 = percentile(outcome.net_errors_ms, 0.5), percentile(outcome.net_errors_ms, 0.99)
     cost = outcome.cost_per_million()
     ratio = f" ({cost / baseline.cost_per_million():.2f}x baseline)" if baseline else ""
     return (
         f"{c.label}: {len(outcome.durations)} invocations, {outcome.checks} checks; "
         f"duration p50 {d50:.2f} s, p99 {d99:.2f} s; "
         f"CPU/check {outcome.cpu / max(outcome.checks, 1) * 1000:.2f} ms; "
-        f"timing error p50 {e50:.1f} ms, p99 {e99:.1f} ms; "
+        f"timing error p50 {e50:.1f} ms, p99 {e99:.1f} ms "
+        f"(net of the target's lag: {n50:.1f} / {n99:.1f} ms); "
         f"false timeouts {outcome.false_timeouts}, wrong outcomes {outcome.wrong}; "
         f"throttled {outcome.throttled_periods} periods ({outcome.throttled_s:.1f} s); "
         f"peak RSS {outcome.peak_mib:.0f} MiB; "
@@ -482,9 +508,13 @@ def formula(outcome: Outcome) -> str:
 
 
 @contextmanager
-def targets(processes: int, chain: Path, key: Path) -> Iterator[tuple[int, int]]:
+def targets(
+    processes: int, chain: Path, key: Path, lateness_dir: Path | None = None
+) -> Iterator[tuple[int, int]]:
     script = str(HERE / "realistic_target.py")
     common = ["--cert", str(chain), "--key", str(key), "--reuse-port"]
+    if lateness_dir is not None:
+        common += ["--lateness-dir", str(lateness_dir)]
     first = subprocess.Popen([sys.executable, script, *common], stdout=subprocess.PIPE, text=True)
     assert first.stdout is not None
     fields = first.stdout.readline().split()
@@ -510,11 +540,15 @@ def targets(processes: int, chain: Path, key: Path) -> Iterator[tuple[int, int]]
             process.wait()
 
 
-def timing_floor(mix: Sequence[MixSite], env: dict[str, str], count: int) -> list[float]:
+def timing_floor(
+    mix: Sequence[MixSite], env: dict[str, str], count: int, directory: Path
+) -> Outcome:
     """Timing errors of ``count`` answering sites checked one at a time, unthrottled."""
     sample = [m for m in mix if m.kind == "ok"][:count]
+    read_lateness(directory)
     outcome = run_config(Config(1769, count, 1, limited=False), sample, env, 1, 1)
-    return outcome.errors_ms
+    subtract_lateness(outcome, read_lateness(directory))
+    return outcome
 
 
 def free_port() -> int:
@@ -550,7 +584,7 @@ def compare_blackbox(mix: Sequence[MixSite], ca: Path, directory: Path, count: i
         if m.kind == "ok" and m.site["url"].startswith("https") and "regex" not in m.site
     ][:count]
     settings = ProbeSettings(
-        allow_private_targets=True, ca_bundle=str(ca), concurrency=20, spread_seconds=0.0
+        allow_private_targets=True, ca_bundle=str(ca), concurrency=20, starts_per_second=0.0
     )
     sites = [Site.from_dict(m.site) for m in sample]
     asyncio.run(check_sites(sites[:10], scheduled_at=dt.datetime.now(dt.UTC), settings=settings))
@@ -654,7 +688,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         ca, chain, key = make_pki(directory)
         with (
-            targets(args.target_processes, chain, key) as (http_port, https_port),
+            targets(args.target_processes, chain, key, directory) as (http_port, https_port),
             EmbeddedBroker() as broker,
         ):
             mix = make_mix(args.sites, args.seed, http_port, https_port)
@@ -682,10 +716,12 @@ def main(argv: Sequence[str]) -> int:
                 f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start "
                 "(shared with other work: figures are noisy, compare the ratios)"
             )
-            floor = timing_floor(mix, env, 60)
+            floor = timing_floor(mix, env, 60, directory)
+            raw, net = floor.errors_ms, floor.net_errors_ms
             print(
                 f"timing error floor (60 sites one at a time, unthrottled): p50 "
-                f"{percentile(floor, 0.5):.1f} ms, p99 {percentile(floor, 0.99):.1f} ms"
+                f"{percentile(raw, 0.5):.1f} ms, p99 {percentile(raw, 0.99):.1f} ms (net of the "
+                f"target's lag: {percentile(net, 0.5):.1f} / {percentile(net, 0.99):.1f} ms)"
             )
             if args.blackbox:
                 compare_blackbox(mix, ca, directory, args.blackbox)
@@ -693,7 +729,9 @@ def main(argv: Sequence[str]) -> int:
             for config in configs:
                 invocations = max(1, math.ceil(args.checks / config.sites))
                 containers = min(args.containers, invocations)
+                read_lateness(directory)
                 outcome = run_config(config, mix, env, containers, invocations)
+                subtract_lateness(outcome, read_lateness(directory))
                 print(report(outcome, baseline), flush=True)
                 print(formula(outcome) + f"  [{outcome.cgroup}]", flush=True)
                 if baseline is None:

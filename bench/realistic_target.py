@@ -9,6 +9,11 @@ site's behaviour is fixed by its URL and the benchmark knows what was injected):
 - ``/r/<delay_ms>/<next_delay_ms>/<size>``: waits, then ``302`` to ``/d/<next>/200/<size>``;
 - ``/hang``: reads the request and never answers (the connection stays open).
 
+With ``--lateness-dir`` every answer appends ``<id> <ms>`` to ``lateness-<pid>.log`` there:
+how much later than planned this process sent it (its own event loop's lag, from the
+request head to the write), for the request's ``?id=`` query. The benchmark subtracts it
+to tell the checker's timing error from this target's.
+
 Prints ``ready HTTP_PORT HTTPS_PORT`` once it listens; stops on SIGTERM or SIGINT.
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import ssl
@@ -41,17 +47,22 @@ def response(status: int, body: bytes, location: str | None = None) -> bytes:
 
 def plan(path: str) -> tuple[float, bytes] | None:
     """(delay in seconds, the whole response) for a path; None: never answer."""
-    parts = path.split("?")[0].strip("/").split("/")
+    route, _, query = path.partition("?")
+    parts = route.strip("/").split("/")
     try:
         if parts[0] == "d":
             delay_ms, status, size = int(parts[1]), int(parts[2]), int(parts[3])
             return delay_ms / 1000.0, response(status, body_of(size))
         if parts[0] == "r":
             delay_ms, next_ms, size = int(parts[1]), int(parts[2]), int(parts[3])
-            return delay_ms / 1000.0, response(302, b"", f"/d/{next_ms}/200/{size}")
+            suffix = f"?{query}" if query else ""
+            return delay_ms / 1000.0, response(302, b"", f"/d/{next_ms}/200/{size}{suffix}")
     except (IndexError, ValueError):
         return 0.0, response(404, b"unknown path")
     return None if parts[0] == "hang" else (0.0, response(404, b"unknown path"))
+
+
+LATENESS: list[str] = []  # "<id> <ms>" lines not yet written
 
 
 class Target(asyncio.Protocol):
@@ -61,6 +72,8 @@ class Target(asyncio.Protocol):
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
         self.started = False
+        self.site_id = ""
+        self.due = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -75,16 +88,33 @@ class Target(asyncio.Protocol):
         self.started = True
         request_line = self.buffer.split(b"\r\n", 1)[0].decode("latin-1")
         fields = request_line.split(" ")
-        planned = plan(fields[1] if len(fields) > 1 else "/")
+        target = fields[1] if len(fields) > 1 else "/"
+        self.site_id = target.partition("?id=")[2]
+        planned = plan(target)
         if planned is not None:
             delay, answer = planned
-            asyncio.get_running_loop().call_later(delay, self.answer, answer)
+            loop = asyncio.get_running_loop()
+            self.due = loop.time() + delay
+            loop.call_later(delay, self.answer, answer)
 
     def answer(self, answer: bytes) -> None:
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(answer)
             transport.close()
+            if self.site_id:
+                late_ms = (asyncio.get_running_loop().time() - self.due) * 1000.0
+                LATENESS.append(f"{self.site_id} {late_ms:.3f}\n")
+
+
+async def flush_lateness(directory: str) -> None:
+    path = os.path.join(directory, f"lateness-{os.getpid()}.log")
+    while True:
+        await asyncio.sleep(0.5)
+        if LATENESS:
+            lines, LATENESS[:] = "".join(LATENESS), []
+            with open(path, "a") as file:  # noqa: ASYNC230 (small appends, twice a second)
+                file.write(lines)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -110,7 +140,12 @@ async def serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    flusher = (
+        asyncio.ensure_future(flush_lateness(args.lateness_dir)) if args.lateness_dir else None
+    )
     await stop.wait()
+    if flusher is not None:
+        flusher.cancel()
     for server in servers:
         server.close()
 
@@ -122,6 +157,7 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=0)
     parser.add_argument("--https-port", type=int, default=0)
     parser.add_argument("--reuse-port", action="store_true")
+    parser.add_argument("--lateness-dir", help="append each answer's lateness here")
     asyncio.run(serve(parser.parse_args()))
 
 

@@ -56,9 +56,11 @@ def test_the_role_reads_results_and_edits_only_maintenance_windows(api_login: Da
         "UPDATE webchecker.site_state SET state = 'up'",
         "DROP TABLE webchecker.maintenance_windows",
     ):
-        with pytest.raises(pg8000.exceptions.DatabaseError) as refused:
-            with api_login.transaction() as connection:
-                connection.run(statement)
+        with (
+            pytest.raises(pg8000.exceptions.DatabaseError) as refused,
+            api_login.transaction() as connection,
+        ):
+            connection.run(statement)
         assert sqlstate(refused.value) in (INSUFFICIENT_PRIVILEGE, "42501")
 
 

@@ -20,6 +20,7 @@ from tests.integration.test_template import (
 )
 
 __all__ = ["template"]  # the module-scoped fixture, shared
+PARAMETER = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter$"
 
 
 def test_http_api_has_iam_authorization_throttling_and_cors_only_when_asked(
@@ -33,12 +34,14 @@ def test_http_api_has_iam_authorization_throttling_and_cors_only_when_asked(
         "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
     }
     condition, when, otherwise = api["CorsConfiguration"]["Fn::If"]
-    assert condition == "ApiCorsWanted" and otherwise == {"Ref": "AWS::NoValue"}
+    assert condition == "ApiCorsWanted"
+    assert otherwise == {"Ref": "AWS::NoValue"}
     assert template["Conditions"]["ApiCorsWanted"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ApiCorsOrigins"}, ""]}]
     }
     assert template["Parameters"]["ApiCorsOrigins"]["Default"] == ""
-    assert "if-match" in when["AllowHeaders"] and "etag" in when["ExposeHeaders"]
+    assert "if-match" in when["AllowHeaders"]
+    assert "etag" in when["ExposeHeaders"]
     assert api["AccessLogSettings"]["DestinationArn"] == {
         "Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]
     }
@@ -86,10 +89,7 @@ def test_environment_is_what_the_package_reads_and_holds_no_secret(
     [
         (
             "Sites",
-            [
-                {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SitesPath}"},
-                {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SitesPath}/*"},
-            ],
+            [{"Fn::Sub": f"{PARAMETER}{{SitesPath}}"}, {"Fn::Sub": f"{PARAMETER}{{SitesPath}}/*"}],
         ),
         ("Subscriptions", {"Ref": "AlertTopic"}),
     ],
@@ -107,4 +107,17 @@ def test_permissions_name_exact_resources(
 
 def test_outputs_give_the_api_url(template: dict[str, Any]) -> None:
     url, names = template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
-    assert url.startswith("https://${Id}.execute-api.") and names == {"Id": {"Ref": "HttpApi"}}
+    assert url.startswith("https://${Id}.execute-api.")
+    assert names == {"Id": {"Ref": "HttpApi"}}
+
+
+def test_server_errors_alarm_on_the_handlers_own_count(template: dict[str, Any]) -> None:
+    alarm = props(template, "ApiServerErrorsAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Webchecker", "Responses5xx")
+    assert alarm["Dimensions"] == [
+        {"Name": "service", "Value": {"Fn::Sub": "${AWS::StackName}-api"}}
+    ]
+    assert function_env(template, "ApiFunction")["POWERTOOLS_SERVICE_NAME"] == {
+        "Fn::Sub": "${AWS::StackName}-api"
+    }
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]

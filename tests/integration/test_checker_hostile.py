@@ -149,3 +149,33 @@ def test_userinfo_never_appears_in_an_error_detail(http_targets: HttpTargets) ->
     result = check(f"http://alice:s3cret@127.0.0.1:{http_targets.port}/status/503")
     assert result.error == "status"
     assert b"s3cret" not in result.to_json()
+
+
+# -- other per-check CPU: response headers and tiny chunks --------------------------------
+
+
+def test_many_response_headers_are_parsed_within_the_check(http_targets: HttpTargets) -> None:
+    # about 90 KB of headers: under httpcore's 100 KB limit for a response head, parsed
+    # in linear time (h11 keeps its search position between reads)
+    assert check(http_targets.url("/many-headers/3000")).ok
+    # more than the limit: a clear invalid_response, not a hang or a crash
+    too_many = check(http_targets.url("/many-headers/20000"))
+    assert (too_many.ok, too_many.error) == (False, "invalid_response"), too_many
+
+
+def test_a_body_of_one_byte_chunks_does_not_hold_up_the_other_checks(
+    http_targets: HttpTargets,
+) -> None:
+    # 1 MiB of one-byte chunks is a million parser events; they are handled between
+    # socket reads, so the deadline and the neighbours keep running
+    hostile = site("chunks", http_targets.url(f"/chunked/{1 << 20}"), timeout=3, regex="a+b")
+    # neighbours that answer while the chunks are being parsed
+    neighbours = [site(f"ok{i}", http_targets.url("/slow/0.5"), timeout=2.5) for i in range(8)]
+
+    results = asyncio.run(
+        check_sites([hostile, *neighbours], scheduled_at=SCHEDULED_AT, settings=LOOPBACK_OK)
+    )
+
+    by_id = {result.site_id: result for result in results}
+    assert by_id["chunks"].error in (None, "too_large", "timeout"), by_id["chunks"]
+    assert all(by_id[f"ok{i}"].ok for i in range(8)), results

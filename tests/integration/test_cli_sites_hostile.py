@@ -6,11 +6,15 @@ field, and Parameter Store is left as it was."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from tests.fixtures.aws import put_parameters, snapshot_parameters
 from webchecker.cli import main
@@ -143,3 +147,27 @@ def test_import_refuses_non_finite_huge_and_invalid_unicode_values(
     assert message in err
     assert len(err) < 1000
     assert snapshot_parameters(ssm_client) == before
+
+
+def test_a_real_process_given_non_utf8_arguments_refuses_them_and_lists_fine(
+    aws_environment: None,
+) -> None:
+    """Issue 9 item 3 as a user meets it: bytes that are not UTF-8 on the command line."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {**os.environ, "AWS_ENDPOINT_URL": f"http://{host}:{port}", "LC_ALL": "C.UTF-8"}
+        command = [os.fsencode(sys.executable), b"-m", b"webchecker", b"sites"]
+        added = subprocess.run(
+            [*command, b"add", b"http://127.0.0.1:8080/caf\xe9", b"--id", b"bad"],
+            env=env, capture_output=True, check=False,
+        )  # fmt: skip
+        assert added.returncode == 2, added.stderr
+        assert added.stderr.startswith(b"webchecker: error: url: contains a lone surrogate")
+        assert b"Traceback" not in added.stderr
+        listed = subprocess.run([*command, b"list"], env=env, capture_output=True, check=False)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.splitlines() == [b"ID  URL  INTERVAL  ENABLED  PARAMETER"]
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -177,3 +178,29 @@ def test_every_pack_fits_and_every_single_is_packed_once_or_kept(
     kept = [name for name, _ in plan.kept]
     assert len(packed) == len(set(packed))
     assert sorted(packed + kept) == sorted(listing)
+
+
+def test_import_packed_writes_new_sites_into_packs_and_updates_others_in_place(
+    ssm_client: SSMClient, run: Run, tmp_path: Path
+) -> None:
+    put_parameters(ssm_client, {f"{ROOT}/old": {"url": "https://old.example.com/"}})
+    big = {"id": "big", "url": "https://big.example.com/", "body": "x" * 5000}
+    entries = [
+        {"id": f"new-{n:03d}", "url": f"https://new-{n}.example.com/"} for n in range(120)
+    ] + [{"id": "old", "url": "https://old.example.com/", "interval": 300}, big]
+    source = tmp_path / "sites.json"
+    source.write_text(json.dumps(entries))
+
+    code, out, _ = run("import", "--packed", str(source))
+
+    assert code == 0, out
+    assert "imported 122 sites: 121 added, 1 updated, 0 unchanged" in out
+    stored = snapshot_parameters(ssm_client, ROOT)
+    packs = [n for n in stored if n.startswith(f"{ROOT}/packed/")]
+    assert 1 < len(packs) < 10
+    assert f"{ROOT}/new-000" not in stored
+    assert f"{ROOT}/big" in stored  # larger than a pack: its own parameter
+    sites = {s.id: s for s in load(ssm_client).sites}
+    assert len(sites) == 122
+    assert sites["old"].interval == 300
+    assert load(ssm_client).invalid == ()

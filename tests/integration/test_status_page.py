@@ -34,7 +34,7 @@ pytestmark = pytest.mark.postgres
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TODAY = NOW.date()
-SPECIAL = "x<b>\"&'"  # a site id no real site has, written through the writer all the same
+SPECIAL = "x<b>\"&'"  # no valid site has this id; the writer stores it all the same
 SPECIAL_DETAIL = "<script>alert('x')</script> & \"quoted\" \x07bell"
 SPECIAL_TAG = "t<i>&"
 
@@ -174,6 +174,7 @@ def seeded(app: ModuleType, database: Database) -> Database:
     )
     put_state(database, "down-now", "down", down_since, "https://down.example/", ["prod", "eu"])
     put_state(database, "spanning", "up", span_close, "https://spanning.example/", ["api"])
+    sql(database, "UPDATE webchecker.site_state SET flapping = true WHERE site_id = 'spanning'")
     put_state(database, "new-today", "up", day_start(TODAY), "https://new.example/", [])
     put_state(database, "no-checks", "unknown", None, "https://none.example/", [])
     retired = NOW - timedelta(days=100)  # removed long ago: its state row stays behind
@@ -355,7 +356,9 @@ def test_latency_percentiles_match_sql_within_the_histogram_resolution(
 
     assert_within_bucket(latency["p50"], sql_latency(seeded, site, 0.5))
     assert_within_bucket(latency["p95"], sql_latency(seeded, site, 0.95))
-    assert f"p50 {latency['p50']:,.0f} ms" in " ".join(articles(page)[site].text)
+    (shown,) = [s for s in load_status(seeded, PageSettings(), now=NOW).sites if s.site_id == site]
+    assert shown.latency_p50_ms == pytest.approx(latency["p50"], abs=0.05)
+    assert f"p50 {shown.latency_p50_ms:,.0f} ms" in " ".join(articles(page)[site].text)
 
 
 def test_a_site_down_right_now_shows_its_ongoing_incident(seeded: Database, tmp_path: Path) -> None:
@@ -377,7 +380,10 @@ def test_a_site_down_right_now_shows_its_ongoing_incident(seeded: Database, tmp_
 
 
 def test_an_incident_spanning_days_counts_in_each_day(seeded: Database, tmp_path: Path) -> None:
-    document, _ = render(seeded, tmp_path)
+    document, page = render(seeded, tmp_path)
+    shown = articles(page)
+    assert "flapping" in " ".join(shown["spanning"].text)  # site_state.flapping, in words
+    assert "flapping" not in " ".join(shown["steady"].text)
     days = {day["date"]: day for day in by_id(document)["spanning"]["days"]}
 
     assert days[(TODAY - timedelta(days=5)).isoformat()]["incident_minutes"] == 120

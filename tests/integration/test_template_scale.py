@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
+from webchecker.check.probe import MAX_SPREAD_SECONDS
 from webchecker.schedule.plan import DEFAULT_MAX_PAYLOAD_BYTES, plan_shards
 from webchecker.sites import Site
 
@@ -28,8 +29,8 @@ def test_checker_timeout_covers_the_largest_spread_a_site_timeout_and_delivery(
 ) -> None:
     checker = template["Resources"]["CheckerFunction"]["Properties"]
     variables = checker["Environment"]["Variables"]
-    assert variables["CHECKER_SPREAD_SECONDS"] == {"Ref": "CheckerSpreadSeconds"}
-    spread_max = template["Parameters"]["CheckerSpreadSeconds"]["MaxValue"]
+    assert variables["CHECKER_STARTS_PER_SECOND"] == {"Ref": "CheckerStartsPerSecond"}
+    spread_max = MAX_SPREAD_SECONDS
     delivery_s = int(variables["KAFKA_DELIVERY_TIMEOUT_MS"]) / 1000
     assert checker["Timeout"] > spread_max + 60 + delivery_s
 

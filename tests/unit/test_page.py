@@ -3,8 +3,10 @@ rendered HTML (escaping, structure, nothing external, size) and badges."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.page_helpers import read_page
 from webchecker.exceptions import ConfigurationError
+from webchecker.local.status_site import static_response
 from webchecker.page.badge import badge_name, render_badge
 from webchecker.page.document import status_document
 from webchecker.page.html import render_html
@@ -180,6 +183,17 @@ def test_public_url_never_keeps_a_password(scheme: str, password: str, rest: str
     shown = public_url(url)
     assert shown.startswith(f"{scheme}://example.com/")
     assert shown.endswith(rest)
+
+
+@given(st.text(max_size=200))
+def test_public_url_takes_any_text_and_keeps_nothing_before_an_at_in_the_authority(
+    url: str,
+) -> None:
+    shown = public_url(url)
+    authority = shown.partition("://")[2] if "://" in shown else shown
+    for stop in "/?#":
+        authority = authority.split(stop, 1)[0]
+    assert "@" not in authority or "://" not in url
 
 
 # -- incident minutes ----------------------------------------------------------------------
@@ -357,3 +371,47 @@ def test_render_files_has_page_json_and_one_badge_per_safe_site() -> None:
     assert [s["site_id"] for s in document["sites"]] == ["shop", "bad/id"]
     assert document["sites"][0]["days"][0]["date"] == (TODAY - timedelta(days=89)).isoformat()
     assert isinstance(date.fromisoformat(document["sites"][0]["days"][-1]["date"]), date)
+
+
+def test_a_flapping_site_says_so_in_words() -> None:
+    flapping = render_html(model([site(flapping=True)]))
+    steady = render_html(model([site()]))
+    assert "flapping: up and down repeatedly" in flapping
+    assert "flapping" not in steady.split("<main>", 1)[1]
+
+
+# -- the local /status/ route ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("route")
+    (root / "status").mkdir()
+    (root / "status" / "index.html").write_text("page")
+    (root / "secret.txt").write_text("outside")
+    return root
+
+
+class TestHostileStatusPaths:
+    @given(st.text(max_size=80))
+    def test_no_path_reads_outside_the_directory(self, tree: Path, tail: str) -> None:
+        event = {"rawPath": "/status/" + tail, "requestContext": {"http": {"method": "GET"}}}
+        answer = static_response(tree / "status", event)
+        assert answer is not None
+        if answer["statusCode"] == 200:
+            body = base64.b64decode(answer["body"])
+            assert body == b"page"
+
+    @pytest.mark.parametrize(
+        "path", ["/status/../secret.txt", "/status/%2e%2e/secret.txt", "/status/..%2fsecret.txt"]
+    )
+    def test_traversal_is_404(self, tree: Path, path: str) -> None:
+        event = {"rawPath": path, "requestContext": {"http": {"method": "GET"}}}
+        answer = static_response(tree / "status", event)
+        assert answer is not None
+        assert answer["statusCode"] == 404
+
+    def test_other_paths_are_not_the_routes(self, tree: Path) -> None:
+        for path in ("/", "/v1/sites", "/statusx", "/STATUS/"):
+            event = {"rawPath": path, "requestContext": {"http": {"method": "GET"}}}
+            assert static_response(tree / "status", event) is None

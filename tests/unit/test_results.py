@@ -168,3 +168,11 @@ def test_any_bytes_give_a_result_or_invalid_message(raw: bytes) -> None:
         assert str(error)
     else:
         assert CheckResult.from_json(result.to_json()) == result
+
+
+def test_truncate_detail_never_keeps_a_lone_surrogate() -> None:
+    # an error text made from hostile input must not make the message unpublishable
+    detail = truncate_detail("bad \ud800 byte " + "x" * 1000)
+    detail.encode()
+    assert detail.startswith("bad \\ud800 byte")
+    assert len(detail) == 500

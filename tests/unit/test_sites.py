@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webchecker.exceptions import SiteError
-from webchecker.sites import Site, load_sites
+from webchecker.sites import Site, load_sites, redact_url
 
 
 def test_minimal_site_gets_every_default() -> None:
@@ -343,3 +343,28 @@ def test_load_sites_reports_non_finite_json_numbers_as_invalid_entries() -> None
         "/s/neg": "timeout",
         "/s/sur": "url",
     }
+
+
+@pytest.mark.parametrize(
+    "url", ["http://alice:s3cret@h:99999/", "ftp://alice:s3cret@h/", "http://alice:s3cret@[::1/"]
+)
+def test_an_invalid_url_error_never_shows_its_password(url: str) -> None:
+    # the scheduler logs these reasons
+    with pytest.raises(SiteError) as caught:
+        Site.from_dict({"id": "a", "url": url})
+    assert "s3cret" not in str(caught.value)
+    assert "***@" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "published"),
+    [
+        ("http://alice:s3cret@example.com/x", "http://***@example.com/x"),
+        ("https://token@example.com:8443", "https://***@example.com:8443"),
+        ("http://a:b@c@example.com/?q=@", "http://***@example.com/?q=@"),
+        ("http://example.com/a@b?c=d@e#f@g", "http://example.com/a@b?c=d@e#f@g"),
+        ("http://example.com", "http://example.com"),
+    ],
+)
+def test_redact_url(url: str, published: str) -> None:
+    assert redact_url(url) == published

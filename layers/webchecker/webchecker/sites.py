@@ -277,17 +277,18 @@ def _url(value: object) -> str:
     _unicode(value, "url")
     if any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in value):
         raise SiteError("must not contain whitespace or control characters", field="url")
+    shown = _shown(redact_url(value))  # error texts are logged: no password in them
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError on a malformed port
     except ValueError as error:
-        raise SiteError(f"{_shown(value)} is not a valid URL: {error}", field="url") from None
+        raise SiteError(f"{shown} is not a valid URL: {error}", field="url") from None
     if parts.scheme not in ("http", "https"):
-        raise SiteError(f"{_shown(value)} must be an absolute http or https URL", field="url")
+        raise SiteError(f"{shown} must be an absolute http or https URL", field="url")
     if not parts.hostname:
-        raise SiteError(f"{_shown(value)} has no host", field="url")
+        raise SiteError(f"{shown} has no host", field="url")
     if port == 0:
-        raise SiteError(f"{_shown(value)} has port 0", field="url")
+        raise SiteError(f"{shown} has port 0", field="url")
     return value
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 import boto3
 import pytest
@@ -91,20 +90,6 @@ class ApiClient:
         reply = reply_of(response)
         self.replies.append(reply)
         return reply
-
-    def request(self, method: str, target: str, body: Any = _UNSET, **headers: str) -> Reply:
-        """Any request, built from the closest event file."""
-        path, _, query = target.partition("?")
-        name = {"GET": "list-sites", "POST": "add-site", "PUT": "replace-site",
-                "PATCH": "patch-site", "DELETE": "delete-site"}.get(method, "list-sites")  # fmt: skip
-        return self(
-            name,
-            method=method,
-            path=path,
-            query=dict(parse_qsl(query, keep_blank_values=True)),
-            body=None if body is _UNSET and method in ("GET", "DELETE") else body,
-            headers=headers,
-        )
 
 
 def restore_service_logger(monkeypatch: pytest.MonkeyPatch) -> None:

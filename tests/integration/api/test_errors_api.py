@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_openapi_document_is_served_and_committed(api: ApiClient) -> None:
     reply = api("openapi")
-    assert reply.status == 200 and reply.content_type == "application/json"
+    assert reply.status == 200
+    assert reply.content_type == "application/json"
     committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert reply.json == committed, "docs/openapi.json is stale: run `make openapi`"
     paths = committed["paths"]
@@ -35,7 +36,8 @@ def test_openapi_document_is_served_and_committed(api: ApiClient) -> None:
 
 def test_body_that_is_not_json_is_400(api: ApiClient) -> None:
     reply = api("not-json")
-    assert reply.status == 400 and reply.content_type == "application/problem+json"
+    assert reply.status == 400
+    assert reply.content_type == "application/problem+json"
     assert reply.json == {
         "type": "about:blank", "title": "Bad Request", "status": 400,
         "detail": "the request body is not valid JSON",
@@ -44,13 +46,16 @@ def test_body_that_is_not_json_is_400(api: ApiClient) -> None:
 
 def test_unknown_path_is_404_and_unknown_method_405_with_allow(api: ApiClient) -> None:
     missing = api("unknown-path")
-    assert missing.status == 404 and missing.content_type == "application/problem+json"
+    assert missing.status == 404
+    assert missing.content_type == "application/problem+json"
     assert missing.json["status"] == 404
     wrong = api("unknown-method")
-    assert wrong.status == 405 and wrong.headers["Allow"] == "GET, POST"
+    assert wrong.status == 405
+    assert wrong.headers["Allow"] == "GET, POST"
     assert wrong.json["title"] == "Method Not Allowed"
     nested = api("list-sites", method="POST", path="/v1/sites/x/status")
-    assert nested.status == 405 and nested.headers["Allow"] == "GET"
+    assert nested.status == 405
+    assert nested.headers["Allow"] == "GET"
 
 
 @pytest.mark.parametrize(
@@ -87,8 +92,10 @@ def test_database_down_is_503_without_a_trace_or_the_password(
     monkeypatch.setenv("DB_TIMEOUT", "2")
     client = ApiClient(cold_start("api"))
     reply = client("incidents")
-    assert reply.status == 503 and reply.content_type == "application/problem+json"
-    assert secret not in reply.text and "Traceback" not in reply.text
+    assert reply.status == 503
+    assert reply.content_type == "application/problem+json"
+    assert secret not in reply.text
+    assert "Traceback" not in reply.text
     assert str(port) not in reply.text
 
 
@@ -97,7 +104,8 @@ def test_database_down_is_503_without_a_trace_or_the_password(
 )
 def test_a_body_not_sent_as_json_is_415(api: ApiClient, content_type: str) -> None:
     reply = api("add-site", headers={"Content-Type": content_type})
-    assert reply.status == 415 and reply.content_type == "application/problem+json"
+    assert reply.status == 415
+    assert reply.content_type == "application/problem+json"
     assert "application/json" in reply.json["detail"]
     # an unknown route stays 404/405 whatever the body
     assert api("add-site", path="/v1/nowhere", headers={"Content-Type": content_type}).status == 404

@@ -43,7 +43,8 @@ def test_sites_round_trip_over_http(http: httpx.Client, ssm_client: object) -> N
     assert created.json()["tags"] == ["prod"]
     etag = created.headers["etag"]
     patched = http.patch("/v1/sites/web", json={"interval": 300}, headers={"If-Match": etag})
-    assert patched.status_code == 200 and patched.json()["interval"] == 300
+    assert patched.status_code == 200
+    assert patched.json()["interval"] == 300
     assert http.get("/v1/sites", params={"limit": 1}).json()["sites"][0]["id"] == "web"
     assert http.get("/v1/sites/web/status").json()["state"] == "unknown"
     assert http.get("/v1/sites/web/checks").json() == {"checks": [], "next_cursor": None}
@@ -80,11 +81,14 @@ def test_errors_over_http(http: httpx.Client) -> None:
     assert not_utf8.status_code == 400
     assert http.get("/nowhere").status_code == 404
     wrong = http.delete("/v1/sites")
-    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST"
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET, POST"
     head = http.head("/v1/sites")
-    assert head.status_code == 405 and head.content == b""
+    assert head.status_code == 405
+    assert head.content == b""
     invalid = http.get("/v1/sites", params={"limit": "0"})
-    assert invalid.status_code == 422 and invalid.json()["errors"] == [
+    assert invalid.status_code == 422
+    assert invalid.json()["errors"] == [
         {"field": "limit", "message": "Input should be greater than or equal to 1"}
     ]
     assert http.get("/v1/openapi.json").json()["info"]["title"] == "Webchecker API"
@@ -97,13 +101,16 @@ def test_request_event_is_api_gateways_shape() -> None:
         [("Host", "127.0.0.1:8781"), ("X-Two", "1"), ("x-two", "2"), ("Cookie", "a=1; b=2")],
         b"\xff",
     )
-    assert event["version"] == "2.0" and event["routeKey"] == "$default"
-    assert event["rawPath"] == "/v1/sites" and event["rawQueryString"] == "tag=a&tag=b&empty="
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "$default"
+    assert event["rawPath"] == "/v1/sites"
+    assert event["rawQueryString"] == "tag=a&tag=b&empty="
     assert event["queryStringParameters"] == {"tag": "a,b", "empty": ""}
     assert event["headers"] == {"host": "127.0.0.1:8781", "x-two": "1,2"}
     assert event["cookies"] == ["a=1", "b=2"]
     assert event["requestContext"]["http"]["method"] == "POST"
-    assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"\xff"
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\xff"
     assert "body" not in request_event("GET", "/", [], b"")
 
 

@@ -28,7 +28,8 @@ def test_windows_add_list_delete(api: ApiClient, migrated: Database) -> None:
     assert created.status == 201, created.text
     window = created.json
     assert created.headers["Location"] == f"/v1/maintenance/{window['id']}"
-    assert window["tags"] == ["prod"] and window["site_ids"] is None
+    assert window["tags"] == ["prod"]
+    assert window["site_ids"] is None
     assert window["starts_at"] == (NOW + timedelta(hours=1)).isoformat().replace("+00:00", ".000Z")
     past = api(
         "add-maintenance",
@@ -85,7 +86,8 @@ def test_subscriptions_subscribe_with_a_filter_policy_list_and_unsubscribe(
     created = api("add-subscription")
     assert created.status == 201, created.text
     subscription = created.json
-    assert subscription["protocol"] == "email" and subscription["endpoint"] == "ops@example.com"
+    assert subscription["protocol"] == "email"
+    assert subscription["endpoint"] == "ops@example.com"
     assert subscription["filter"] == {
         "site_ids": None, "tags": ["prod"], "types": ["incident.opened", "incident.resolved"],
     }  # fmt: skip
@@ -98,7 +100,8 @@ def test_subscriptions_subscribe_with_a_filter_policy_list_and_unsubscribe(
     hook = api(
         "add-subscription", body={"protocol": "https", "endpoint": "https://hooks.example/x"}
     )
-    assert hook.status == 201 and hook.json["filter"] == {
+    assert hook.status == 201
+    assert hook.json["filter"] == {
         "site_ids": None,
         "tags": None,
         "types": None,
@@ -120,7 +123,10 @@ def test_subscriptions_subscribe_with_a_filter_policy_list_and_unsubscribe(
         ({"protocol": "https", "endpoint": "http://plain.example/"}, "endpoint"),
         ({"protocol": "sqs", "endpoint": "https://sqs.example/"}, "endpoint"),
         ({"protocol": "sms", "endpoint": "+15555550100"}, "protocol"),
-        ({"protocol": "email", "endpoint": "a@b.example", "filter": {"types": ["x"]}}, "filter.types.0"),
+        (
+            {"protocol": "email", "endpoint": "a@b.example", "filter": {"types": ["x"]}},
+            "filter.types.0",
+        ),
         (
             {"protocol": "email", "endpoint": "a@b.example",
              "filter": {"site_ids": [f"s{i}" for i in range(40)], "types": ["incident.opened",
@@ -147,5 +153,6 @@ def test_subscriptions_without_an_alert_topic_are_503(
     monkeypatch.delenv("ALERT_TOPIC_ARN")
     client = Client(cold_start("api"))
     reply = client("list-subscriptions")
-    assert reply.status == 503 and reply.content_type == "application/problem+json"
+    assert reply.status == 503
+    assert reply.content_type == "application/problem+json"
     assert "Traceback" not in reply.text

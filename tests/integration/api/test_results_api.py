@@ -87,18 +87,23 @@ def test_status_joins_state_latest_check_and_open_incident(
     status = api("site-status")
     assert status.status == 200, status.text
     body = status.json
-    assert body["site_id"] == "example" and body["state"] == "down"
+    assert body["site_id"] == "example"
+    assert body["state"] == "down"
     assert body["since"] == opened.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert body["last_check"]["check_id"] == written[-1]["check_id"]
     assert body["last_check"] == {**written[-1]}
     assert body["incident"]["incident_id"] == incident_id
-    assert body["incident"]["state"] == "open" and body["incident"]["duration_seconds"] is None
+    assert body["incident"]["state"] == "open"
+    assert body["incident"]["duration_seconds"] is None
 
     quiet = api("site-status", path="/v1/sites/quiet/status").json
-    assert quiet["state"] == "unknown" and quiet["last_check"] is None and quiet["incident"] is None
+    assert quiet["state"] == "unknown"
+    assert quiet["last_check"] is None
+    assert quiet["incident"] is None
     assert api("site-status", path="/v1/sites/off/status").json["state"] == "disabled"
     missing = api("site-status", path="/v1/sites/nope/status")
-    assert missing.status == 404 and missing.content_type == "application/problem+json"
+    assert missing.status == 404
+    assert missing.content_type == "application/problem+json"
 
 
 def test_status_in_a_maintenance_window(
@@ -183,7 +188,8 @@ def test_report_is_webchecker_report_json(
     start = NOW - timedelta(hours=3)
     write_checks(
         monkeypatch,
-        checks_of("example", 6, start=start) + checks_of("example", 2, start=start + timedelta(minutes=30), failing=True)
+        checks_of("example", 6, start=start)
+        + checks_of("example", 2, start=start + timedelta(minutes=30), failing=True)
         + checks_of("quiet", 3, start=start),
     )  # fmt: skip
     reply = api("report", query={"since": "7d"})
@@ -203,7 +209,9 @@ def test_report_is_webchecker_report_json(
 def test_incidents_filters_and_pages(api: ApiClient, migrated: Database) -> None:
     base = NOW - timedelta(days=3)
     resolved = [
-        seed_incident(migrated, "example", base + timedelta(hours=i), base + timedelta(hours=i, minutes=5))
+        seed_incident(
+            migrated, "example", base + timedelta(hours=i), base + timedelta(hours=i, minutes=5)
+        )
         for i in range(3)
     ]  # fmt: skip
     open_one = seed_incident(migrated, "quiet", base + timedelta(hours=10), None)
@@ -212,11 +220,14 @@ def test_incidents_filters_and_pages(api: ApiClient, migrated: Database) -> None
     ids = [i["incident_id"] for i in everything.json["incidents"]]
     rest = api("incidents", query={"limit": "2", "cursor": everything.json["next_cursor"]}).json
     ids += [i["incident_id"] for i in rest["incidents"]]
-    assert ids == [open_one, *reversed(resolved)] and rest["next_cursor"] is None
+    assert ids == [open_one, *reversed(resolved)]
+    assert rest["next_cursor"] is None
     opened = api("incidents").json["incidents"]
     assert [i["incident_id"] for i in opened] == [open_one]
     done = api("incidents", query={"state": "resolved", "site_id": "example"}).json["incidents"]
-    assert len(done) == 3 and all(i["duration_seconds"] == 300.0 for i in done)
-    assert done[0]["tags"] == ["prod"] and done[0]["status_code"] == 503
+    assert len(done) == 3
+    assert all(i["duration_seconds"] == 300.0 for i in done)
+    assert done[0]["tags"] == ["prod"]
+    assert done[0]["status_code"] == 503
     assert api("incidents", query={"state": "closed"}).json["errors"][0]["field"] == "state"
     assert rows(migrated, "SELECT count(*) FROM webchecker.incidents") == [(4,)]

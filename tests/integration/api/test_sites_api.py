@@ -26,8 +26,11 @@ def test_add_derives_the_id_fills_defaults_and_writes_one_parameter(
     assert reply.headers["ETag"] == '"1"'
     site = reply.json
     assert site["id"] == "127.0.0.1"
-    assert site["interval"] == 120 and site["timeout"] == 10.0 and site["method"] == "GET"
-    assert site["expected_status"] == ["200-399"] and site["enabled"] is True
+    assert site["interval"] == 120
+    assert site["timeout"] == 10.0
+    assert site["method"] == "GET"
+    assert site["expected_status"] == ["200-399"]
+    assert site["enabled"] is True
     stored = snapshot_parameters(ssm_client, SITES_PATH)
     assert list(stored) == [f"{SITES_PATH}/127.0.0.1"]
     kind, value, _ = stored[f"{SITES_PATH}/127.0.0.1"]
@@ -57,7 +60,8 @@ def test_get_list_and_pages(api: ApiClient, ssm_client: SSMClient) -> None:
     assert [s["id"] for s in second.json["sites"]] == ["c"]
     assert second.json["next_cursor"] is None
     one = api("get-site", path="/v1/sites/c")
-    assert one.status == 200 and one.json["url"] == "https://c.example/"
+    assert one.status == 200
+    assert one.json["url"] == "https://c.example/"
     assert one.json["timeout"] == 10.0
     assert api("get-site", path="/v1/sites/nope").status == 404
 
@@ -77,10 +81,12 @@ def test_put_patch_delete_inside_an_array_keep_the_other_sites(
     )
     put = api("replace-site", path="/v1/sites/a")
     assert put.status == 200, put.text
-    assert put.json["url"] == "http://127.0.0.1:8080/ready" and put.json["timeout"] == 5.0
+    assert put.json["url"] == "http://127.0.0.1:8080/ready"
+    assert put.json["timeout"] == 5.0
     patched = api("patch-site", path="/v1/sites/a", body={"timeout": None, "enabled": False})
     assert patched.status == 200, patched.text
-    assert patched.json["timeout"] == 10.0 and patched.json["enabled"] is False
+    assert patched.json["timeout"] == 10.0
+    assert patched.json["enabled"] is False
     stored = json.loads(snapshot_parameters(ssm_client, SITES_PATH)[name][1])
     assert stored == [
         {"id": "a", "url": "http://127.0.0.1:8080/ready", "enabled": False},
@@ -98,14 +104,17 @@ def test_put_patch_delete_inside_an_array_keep_the_other_sites(
 def test_conflicts_and_versions(api: ApiClient, ssm_client: SSMClient) -> None:
     assert api("add-site").status == 201
     again = api("add-site")
-    assert again.status == 409 and "already exists" in again.json["detail"]
+    assert again.status == 409
+    assert "already exists" in again.json["detail"]
     stale = api("patch-site", path="/v1/sites/127.0.0.1", headers={"If-Match": '"7"'})
-    assert stale.status == 412 and stale.content_type == "application/problem+json"
+    assert stale.status == 412
+    assert stale.content_type == "application/problem+json"
     current = api("get-site", path="/v1/sites/127.0.0.1")
     ok = api(
         "patch-site", path="/v1/sites/127.0.0.1", headers={"If-Match": current.headers["ETag"]}
     )
-    assert ok.status == 200 and ok.headers["ETag"] == '"2"'
+    assert ok.status == 200
+    assert ok.headers["ETag"] == '"2"'
     assert api("delete-site", path="/v1/sites/127.0.0.1", headers={"If-Match": '"1"'}).status == 412
     assert snapshot_parameters(ssm_client, SITES_PATH)[f"{SITES_PATH}/127.0.0.1"][2] == 2
 
@@ -129,7 +138,8 @@ def test_secure_string_headers_are_masked_and_kept(api: ApiClient, ssm_client: S
     assert kind == "SecureString"
     assert json.loads(value)["headers"] == {"Authorization": secret, "X-Env": "staging"}
     unknown = api("patch-site", path="/v1/sites/private", body={"headers": {"X-New": "***"}})
-    assert unknown.status == 422 and unknown.json["errors"][0]["field"] == "headers"
+    assert unknown.status == 422
+    assert unknown.json["errors"][0]["field"] == "headers"
     listed = api("list-sites")
     assert all(secret not in reply.text for reply in api.replies)
     assert listed.json["sites"][0]["headers"]["Authorization"] == "***"
@@ -157,7 +167,8 @@ def test_invalid_sites_are_422_naming_the_field_and_write_nothing(
     assert reply.status == 422, reply.text
     assert reply.content_type == "application/problem+json"
     problem = reply.json
-    assert problem["status"] == 422 and problem["title"] == "Unprocessable Content"
+    assert problem["status"] == 422
+    assert problem["title"] == "Unprocessable Content"
     assert problem["errors"][0]["field"] == field
     assert words in problem["errors"][0]["message"]
     assert snapshot_parameters(ssm_client, SITES_PATH) == {}
@@ -168,7 +179,26 @@ def test_put_cannot_rename_and_patch_cannot_change_the_id(api: ApiClient) -> Non
     renamed = api(
         "replace-site", path="/v1/sites/127.0.0.1", body={"id": "other", "url": "https://x/"}
     )
-    assert renamed.status == 422 and renamed.json["errors"][0]["field"] == "id"
+    assert renamed.status == 422
+    assert renamed.json["errors"][0]["field"] == "id"
     patched = api("patch-site", path="/v1/sites/127.0.0.1", body={"id": "other"})
-    assert patched.status == 422 and patched.json["errors"][0]["field"] == "id"
+    assert patched.status == 422
+    assert patched.json["errors"][0]["field"] == "id"
     assert api("replace-site", path="/v1/sites/missing").status == 404
+
+
+def test_with_a_warm_listing_a_site_added_elsewhere_is_still_a_409_and_readable(
+    api_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, ssm_client: SSMClient
+) -> None:
+    from tests.fixtures.lambda_context import cold_start
+
+    monkeypatch.setenv("SITES_CACHE_SECONDS", "300")
+    cached = ApiClient(cold_start("api"))
+    assert cached("list-sites").json["sites"] == []  # the listing is now cached (empty)
+    put_parameters(ssm_client, {f"{SITES_PATH}/127.0.0.1": {"url": "https://cli.example/"}})
+    taken = cached("add-site")  # the id derived from the event's URL: 127.0.0.1
+    assert taken.status == 409, taken.text
+    assert "already exists" in taken.json["detail"]
+    # a single site is read afresh, so the CLI's addition is visible at once
+    assert cached("get-site").json["url"] == "https://cli.example/"
+    assert snapshot_parameters(ssm_client, SITES_PATH)[f"{SITES_PATH}/127.0.0.1"][2] == 1

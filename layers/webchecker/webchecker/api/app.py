@@ -92,12 +92,21 @@ class Api:
             )
         try:
             raw = base64.b64decode(body) if event.get("isBase64Encoded") else str(body).encode()
-            parsed = json.loads(raw.decode("utf-8"))
+            parsed = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
         except (ValueError, RecursionError):
             return payload(problems.problem(400, "the request body is not valid JSON"))
         if not isinstance(parsed, dict):
             return payload(problems.invalid("body", "must be a JSON object"))
         return None
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json reads NaN, Infinity and -Infinity; JSON (RFC 8259) has no such numbers
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def payload(response: Response[str]) -> dict[str, Any]:
@@ -143,6 +152,18 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
                 )
             if "204" in responses:
                 responses["204"].pop("content", None)
+            if "201" in responses:
+                responses["201"]["headers"] = {"Location": _header("where it is: /v1/...")}
+    # a site's version: on each response carrying one site (not the list, not a delete)
+    etag = _header("the site's version, for If-Match")
+    for path, operations in document.get("paths", {}).items():
+        if not path.startswith(f"{PREFIX}/sites") or path.endswith(("/status", "/checks")):
+            continue
+        for method, operation in operations.items():
+            one_site = method != "get" or path.endswith("}")
+            for status in ("200", "201"):
+                if one_site and status in operation["responses"]:
+                    operation["responses"][status].setdefault("headers", {})["ETag"] = etag
     document["security"] = [{"sigv4": []}]
     document.setdefault("components", {})["securitySchemes"] = {
         "sigv4": {

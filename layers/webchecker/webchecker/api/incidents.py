@@ -24,7 +24,7 @@ from webchecker.results import parse_timestamp
 
 
 def router(services: Services) -> Router:
-    routes = Router()
+    routes = Router()  # type: ignore[no-untyped-call]  # Powertools: untyped
     reader = ResultsReader(services.database)
 
     @routes.get(

@@ -13,8 +13,15 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
-from pydantic import field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from webchecker.api.models import MAX_TEXT, MaintenanceWindow, SiteId, Tag, Text
 from webchecker.api.problems import problems
@@ -70,7 +77,7 @@ class WindowList(BaseModel):
 
 
 def router(services: Services) -> Router:
-    routes = Router()
+    routes = Router()  # type: ignore[no-untyped-call]  # Powertools: untyped
     reader = ResultsReader(services.database)
 
     @routes.get(

@@ -247,7 +247,9 @@ class SiteStatus(BaseModel):
 
 
 class SiteReport(BaseModel):
-    """One site's line of ``webchecker report --json``."""
+    """One site's line of ``webchecker report --json`` (fields it gains pass through)."""
+
+    model_config = ConfigDict(extra="allow")
 
     site_id: str
     checks: int
@@ -256,6 +258,11 @@ class SiteReport(BaseModel):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    p50_bucket_ms: list[float] | None = Field(
+        default=None, description="the histogram bucket [low, high] ms holding p50"
+    )
+    p95_bucket_ms: list[float] | None = None
+    p99_bucket_ms: list[float] | None = None
     last_checked_at: str | None
     last_status_code: int | None
     last_error: str | None

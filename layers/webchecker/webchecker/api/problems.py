@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -110,10 +110,19 @@ class RouteTable:
         return found
 
 
+ErrorHandler = Callable[[Any], Response[str]]
+
+
+def _on(app: APIGatewayHttpResolver, kinds: Any) -> Callable[[ErrorHandler], ErrorHandler]:
+    """``app.exception_handler(kinds)`` with its type (Powertools leaves it untyped)."""
+    register: Callable[[ErrorHandler], ErrorHandler] = app.exception_handler(kinds)
+    return register
+
+
 def install(app: APIGatewayHttpResolver, routes: RouteTable) -> None:
     """Registers the exception handlers that make every error a problem+json response."""
 
-    @app.not_found
+    @_on(app, NotFoundError)
     def not_found(_: NotFoundError) -> Response[str]:
         path = app.current_event.path
         allowed = routes.allowed(path)
@@ -126,7 +135,7 @@ def install(app: APIGatewayHttpResolver, routes: RouteTable) -> None:
             )
         return problem(404, "no such resource; the API lives under /v1 (GET /v1/openapi.json)")
 
-    @app.exception_handler(RequestValidationError)
+    @_on(app, RequestValidationError)
     def request_invalid(error: RequestValidationError) -> Response[str]:
         details = error.errors()
         if any(item.get("type") == "json_invalid" for item in details):
@@ -136,42 +145,42 @@ def install(app: APIGatewayHttpResolver, routes: RouteTable) -> None:
             422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
         )
 
-    @app.exception_handler(RequestUnsupportedContentType)
+    @_on(app, RequestUnsupportedContentType)
     def unsupported_type(_: RequestUnsupportedContentType) -> Response[str]:
         return problem(415, "send the body as JSON with Content-Type: application/json")
 
-    @app.exception_handler([RecursionError, UnicodeDecodeError])
+    @_on(app, [RecursionError, UnicodeDecodeError])
     def unreadable_body(error: Exception) -> Response[str]:
         # raised while Powertools decodes the body: nested too deeply, or not UTF-8
         return problem(400, "the request body is not valid JSON (too deeply nested, or not UTF-8)")
 
-    @app.exception_handler(SiteError)
+    @_on(app, SiteError)
     def site_invalid(error: SiteError) -> Response[str]:
         field = error.field or "site"  # the whole object (unknown keys, size)
         return problem(422, str(error), errors=[{"field": field, "message": error.reason}])
 
-    @app.exception_handler(InvalidRequest)
+    @_on(app, InvalidRequest)
     def request_field_invalid(error: InvalidRequest) -> Response[str]:
         return invalid(error.field, error.reason)
 
-    @app.exception_handler(NotFound)
+    @_on(app, NotFound)
     def missing(error: NotFound) -> Response[str]:
         return problem(404, str(error))
 
-    @app.exception_handler(SiteConflict)
+    @_on(app, SiteConflict)
     def conflict(error: SiteConflict) -> Response[str]:
         return problem(409, str(error))
 
-    @app.exception_handler(PreconditionFailed)
+    @_on(app, PreconditionFailed)
     def precondition(error: PreconditionFailed) -> Response[str]:
         return problem(412, str(error))
 
-    @app.exception_handler([StoreUnavailable, SiteStoreError, SubscriptionError])
+    @_on(app, [StoreUnavailable, SiteStoreError, SubscriptionError])
     def unavailable(error: Exception) -> Response[str]:
         logger.warning("service unavailable: %s", error)
         return problem(503, "a service behind the API is unavailable; try again later")
 
-    @app.exception_handler(Exception)
+    @_on(app, Exception)
     def unexpected(error: Exception) -> Response[str]:
         logger.exception("unexpected error")
         return problem(500, "internal error; it has been logged")

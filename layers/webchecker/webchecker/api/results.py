@@ -36,7 +36,7 @@ Moment = Annotated[
 
 
 def router(services: Services) -> Router:
-    routes = Router()
+    routes = Router()  # type: ignore[no-untyped-call]  # Powertools: untyped
     reader = ResultsReader(services.database)
 
     @routes.get(

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
 from webchecker.api.models import SiteObject, SitePage, site_input_schema
 from webchecker.api.pagination import (
@@ -35,11 +35,18 @@ from webchecker.api.pagination import (
 from webchecker.api.problems import problems
 from webchecker.api.services import Services
 from webchecker.exceptions import NotFound, PreconditionFailed, SiteConflict, SiteError
-from webchecker.schedule.catalog import SiteEntry, SiteStore, id_from_url
+from webchecker.schedule.catalog import SiteEntry, SiteStore, StoredParameter, id_from_url
 from webchecker.sites import Site
 
 MASK = "***"
 SiteIdPath = Annotated[str, Path(description="the site's id", max_length=200)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description='the ETag of the version you read ("*": any); 412 when it changed since',
+    ),
+]
 Secure = Annotated[
     bool,
     Query(description="store as SecureString (for secret header values); never downgraded"),
@@ -48,7 +55,7 @@ Secure = Annotated[
 
 def router(services: Services) -> Router:
     """The routes of ``/sites`` on ``services``' site store."""
-    routes = Router()
+    routes = Router()  # type: ignore[no-untyped-call]  # Powertools: untyped
     store = services.sites
 
     @routes.get(
@@ -88,10 +95,15 @@ def router(services: Services) -> Router:
         secure: Secure = False,
     ) -> Response[SiteObject]:
         raw = _checked(site)
-        if "id" not in raw and isinstance(raw.get("url"), str):
+        if "id" not in raw:
+            if not isinstance(raw.get("url"), str):
+                Site.from_dict(raw, default_id="unnamed")  # the url's own error comes first
             raw["id"] = id_from_url(raw["url"])
         candidate = Site.from_dict(raw)  # raises SiteError naming the field
-        holder = store.listing(force=True).where.get(candidate.id)
+        # the (cached) listing finds the id in another parameter; its own parameter existing
+        # already is refused by Parameter Store itself (create never overwrites). A full
+        # re-read per POST would be 1,000 GetParametersByPath pages at 10,000 sites.
+        holder = store.listing().where.get(candidate.id)
         if holder is not None:
             raise SiteConflict(f"id: {candidate.id!r} already exists in {holder}")
         store.add(raw, secure=secure)
@@ -118,12 +130,13 @@ def router(services: Services) -> Router:
         site_id: SiteIdPath,
         site: Annotated[dict[str, Any], Body(json_schema_extra=site_input_schema(), strict=True)],
         secure: Secure = False,
+        if_match: IfMatch = None,
     ) -> Response[SiteObject]:
         raw = _checked(site)
         if raw.get("id", site_id) != site_id:
             raise SiteError("cannot be changed: it is the path's id", field="id")
         entry = _locate(store, site_id)
-        _precondition(entry, routes.current_event.headers.get("if-match"))
+        _precondition(entry, if_match)
         raw.pop("id", None)
         if "id" in entry.raw or entry.default_id != site_id:
             raw = {"id": site_id, **raw}
@@ -145,13 +158,14 @@ def router(services: Services) -> Router:
             dict[str, Any], Body(json_schema_extra=site_input_schema(patch=True), strict=True)
         ],
         secure: Secure = False,
+        if_match: IfMatch = None,
     ) -> Response[SiteObject]:
         changes = _checked(changes)
         if changes.get("id", site_id) not in (site_id, None):
             raise SiteError("cannot be changed: add a site under the new id", field="id")
         changes.pop("id", None)
         entry = _locate(store, site_id)
-        _precondition(entry, routes.current_event.headers.get("if-match"))
+        _precondition(entry, if_match)
         raw = entry.raw
         for key, value in changes.items():
             if value is None:
@@ -169,9 +183,9 @@ def router(services: Services) -> Router:
         responses=problems(404, 409, 412, 422, ok=204),
         tags=["sites"],
     )
-    def delete_site(site_id: SiteIdPath) -> Response[None]:
+    def delete_site(site_id: SiteIdPath, if_match: IfMatch = None) -> Response[None]:
         entry = _locate(store, site_id)
-        _precondition(entry, routes.current_event.headers.get("if-match"))
+        _precondition(entry, if_match)
         store.remove(entry)
         return Response(status_code=204, body=None)
 
@@ -221,8 +235,8 @@ def _shown(site: Site, secure: bool) -> SiteObject:
     return SiteObject.model_construct(**shown)
 
 
-def _secure(parameter: Any) -> bool:
-    return bool(getattr(parameter, "secure", False))
+def _secure(parameter: StoredParameter | None) -> bool:
+    return parameter is not None and parameter.secure
 
 
 def _etag(entry: SiteEntry) -> str:

@@ -42,7 +42,10 @@ from webchecker.sites import Site, redact_url
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 100
-DEFAULT_SPREAD_SECONDS = 0.0
+DEFAULT_STARTS_PER_SECOND = 0.0  # 0: every check of an invocation starts at once
+# However low the rate, one invocation's starts never spread over more than this: every
+# invocation stays within the checker's Timeout (template.yaml) and near its tick.
+MAX_SPREAD_SECONDS = 45.0
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_REDIRECTS = 10
 DEFAULT_USER_AGENT = "Webchecker/0.1 (website availability monitor)"
@@ -67,14 +70,14 @@ class ProbeSettings:
     user_agent: str = DEFAULT_USER_AGENT
     ca_bundle: str | None = None
     region: str | None = None
-    # The starts of one invocation's checks are spaced evenly over this many seconds, so a
-    # small CPU share is never asked for all the TLS handshakes at once (bench_realistic).
-    spread_seconds: float = DEFAULT_SPREAD_SECONDS
+    # Checks of one invocation start at most this many per second, so a small CPU share is
+    # never asked for all the TLS handshakes at once (bench_realistic); 0: all at once.
+    starts_per_second: float = DEFAULT_STARTS_PER_SECOND
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.spread_seconds <= 600.0:  # also refuses NaN
+        if not 0.0 <= self.starts_per_second <= 10_000.0:  # also refuses NaN
             raise ConfigurationError(
-                f"spread_seconds must be between 0 and 600, got {self.spread_seconds}"
+                f"starts_per_second must be between 0 and 10000, got {self.starts_per_second}"
             )
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {self.concurrency}")
@@ -102,11 +105,17 @@ class ProbeSettings:
                 f"CHECKER_ALLOWED_NETWORKS={raw_networks!r}: {error} "
                 "(expected comma-separated networks such as 10.1.2.0/24)"
             ) from None
-        spread_seconds = env_float(
-            "CHECKER_SPREAD_SECONDS", DEFAULT_SPREAD_SECONDS, env, minimum=0.0, maximum=600.0
+        starts_per_second = env_float(
+            "CHECKER_STARTS_PER_SECOND",
+            DEFAULT_STARTS_PER_SECOND,
+            env,
+            minimum=0.0,
+            maximum=10_000.0,
         )
-        if spread_seconds != spread_seconds:  # NaN passes every range check
-            raise ConfigurationError("CHECKER_SPREAD_SECONDS='nan': expected seconds, 0 to 600")
+        if starts_per_second != starts_per_second:  # NaN passes every range check
+            raise ConfigurationError(
+                "CHECKER_STARTS_PER_SECOND='nan': expected a rate, 0 (all at once) to 10000"
+            )
         return cls(
             concurrency=env_int(
                 "CHECKER_CONCURRENCY", DEFAULT_CONCURRENCY, env, minimum=1, maximum=10_000
@@ -122,8 +131,15 @@ class ProbeSettings:
             user_agent=env_str("CHECKER_USER_AGENT", DEFAULT_USER_AGENT, env),
             ca_bundle=ca_bundle,
             region=env_optional("AWS_REGION", env),
-            spread_seconds=spread_seconds,
+            starts_per_second=starts_per_second,
         )
+
+
+def start_step(count: int, starts_per_second: float) -> float:
+    """Seconds between two starts of one invocation's checks (0: all at once)."""
+    if starts_per_second <= 0.0 or count <= 0:
+        return 0.0
+    return min(1.0 / starts_per_second, MAX_SPREAD_SECONDS / count)
 
 
 async def check_sites(
@@ -131,14 +147,15 @@ async def check_sites(
 ) -> list[CheckResult]:
     """Checks every site, at most ``settings.concurrency`` at a time; results in site order.
 
-    With ``settings.spread_seconds`` the i-th check starts no earlier than
-    ``i * spread_seconds / len(sites)`` after the first one.
+    With ``settings.starts_per_second`` the i-th check starts no earlier than
+    ``i / starts_per_second`` after the first one, the whole spread capped at
+    ``MAX_SPREAD_SECONDS``: a small shard finishes early, a full one is paced.
     """
     results: list[CheckResult | None] = [None] * len(sites)
     pending = iter(enumerate(sites))
     loop = asyncio.get_running_loop()
     first_start = loop.time()
-    step = settings.spread_seconds / len(sites) if sites else 0.0
+    step = start_step(len(sites), settings.starts_per_second)
 
     async def worker() -> None:
         # Workers share one iterator: no semaphore, no task per site.

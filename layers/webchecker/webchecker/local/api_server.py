@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ DEFAULT_API_PORT = 8781
 MAX_BODY = 1024 * 1024  # bytes; API Gateway allows 10 MB, no API body comes near 1 MB
 ALERT_TOPIC = "webchecker-alerts"
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+Route = Callable[[dict[str, Any]], dict[str, Any] | None]  # None: not this route's path
 
 
 def request_event(
@@ -180,7 +181,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return self._serve
         raise AttributeError(name)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 
 
@@ -249,10 +250,12 @@ class LocalApi(Service):
         aws: EmbeddedAws,
         postgres: Postgres,
         port: int = DEFAULT_API_PORT,
+        routes: Sequence[Route] = (),
     ) -> None:
         self.settings = settings
         self.aws = aws
         self.postgres = postgres
+        self.routes = tuple(routes)  # tried first, e.g. the status page's /status/ files
         self.server: ApiServer | None = None
         self.api: Api | None = None
         self._port = port
@@ -280,8 +283,16 @@ class LocalApi(Service):
         )
         sites = SiteStore(settings.sites, client=boto3.client("ssm", **client_args))
         self.api = Api(Services(settings, sites=sites, sns=sns))
-        self.server = ApiServer(self.api.handle, port=self._port).start()
+        self.server = ApiServer(self._handle, port=self._port).start()
         return self
+
+    def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        for route in self.routes:
+            answer = route(event)
+            if answer is not None:
+                return answer
+        assert self.api is not None
+        return self.api.handle(event, context)
 
     def stop(self) -> None:
         server, self.server = self.server, None

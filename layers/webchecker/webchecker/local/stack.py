@@ -15,7 +15,7 @@ Same code path as in AWS; only the edges differ. ``LocalStack`` composes parts, 
 ``alerts.LocalAlerts``  the alert topic in moto's SNS, a webhook sink subscribed to it
 ``api_server.LocalApi`` the REST API on loopback (payload 2.0 events for the API handler)
 ``env_file.EnvFile``    ``STATE_DIR/env`` for other terminals
-``StatusSite``          the status page, rendered every tick, served at ``/status/``
+``StatusSite``          the status page, rendered every tick, served at the API's ``/status/``
 ======================  =====================================================================
 
 A new part (a notifier, an API server, a status page) is a ``Service`` built from the parts
@@ -115,12 +115,16 @@ class LocalStack(Service):
             settings, kafka=self.kafka, invoke=self.functions.invoke, progress=self.progress
         )
         self.alerts = LocalAlerts(self.aws, self.state_dir)
-        self.rest_api = LocalApi(settings, aws=self.aws, postgres=self.db)
         self.status_site = StatusSite(
             self.state_dir / "status",
             lambda: self.db.url,
+            base_url=lambda: self.rest_api.url,
             schema=settings.db_schema,
             page=PageSettings.from_env(),
+        )
+        # /status/ on the API's address, as DESIGN.md has it
+        self.rest_api = LocalApi(
+            settings, aws=self.aws, postgres=self.db, routes=[self.status_site.response]
         )
         #: Started in this order, stopped in reverse (also when a start fails half-way).
         self.parts: list[Service] = [

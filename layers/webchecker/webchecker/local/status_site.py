@@ -1,20 +1,21 @@
 """The status page of the local stack: rendered into ``STATE_DIR/status`` at every tick and
-served at ``http://127.0.0.1:PORT/status/`` by a plain static-file server on loopback.
+served at ``/status/`` on the REST API's address (DESIGN.md), the local stand-in for S3 and
+CloudFront.
 
 The renderer is the one the statuspage function runs (``page.statuspage.StatusPage``), with a
-directory instead of the S3 bucket; the server is the local stand-in for S3 + CloudFront
-(files only, no listing, nothing outside the directory). A failed render is logged and
-the previous page stays, as in AWS.
+directory instead of the S3 bucket. ``response(event)`` answers a payload 2.0 request for
+``/status/...`` with the file (files only: no listing, nothing outside the directory) and
+returns None for every other path, so the API server tries it before the REST API. A failed
+render is logged and the previous page stays, as in AWS.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,82 +23,87 @@ from webchecker.exceptions import WebcheckerError
 from webchecker.local.embedded.service import Service
 from webchecker.page.publish import DirectoryPublisher
 from webchecker.page.settings import PageSettings
-from webchecker.page.statuspage import StatusPage
+from webchecker.page.statuspage import HTML_TYPE, JSON_TYPE, SVG_TYPE, StatusPage
 from webchecker.store.database import Database, DatabaseSettings
 
 logger = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 PREFIX = "/status/"
+CONTENT_TYPES = {".html": HTML_TYPE, ".json": JSON_TYPE, ".svg": SVG_TYPE}
 
 
-class _StatusFiles(SimpleHTTPRequestHandler):
-    """Serves the directory's files below ``/status/``; everything else is 404."""
+def static_response(directory: Path, event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A payload 2.0 response with the file ``event`` asks for below ``/status/``; None when
+    the path is not the status page's."""
+    path = str(event.get("rawPath") or "/")
+    if path == PREFIX.rstrip("/"):
+        return {"statusCode": 302, "headers": {"Location": PREFIX}, "body": ""}
+    if not path.startswith(PREFIX):
+        return None
+    method = str(event.get("requestContext", {}).get("http", {}).get("method", "GET"))
+    if method not in {"GET", "HEAD"}:
+        return _text(405, "method not allowed", {"Allow": "GET, HEAD"})
+    name = path[len(PREFIX) :]
+    if name == "" or name.endswith("/"):
+        name += "index.html"  # never a directory listing
+    root = directory.resolve()
+    try:
+        target = (root / name).resolve()
+        found = target.is_relative_to(root) and target.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name too long...: no such file
+        found = False
+    if not found:
+        return _text(404, "not found")
+    content_type = CONTENT_TYPES.get(target.suffix, "application/octet-stream")
+    return {
+        "statusCode": 200,
+        "headers": {"Content-Type": content_type, "Cache-Control": "no-cache"},
+        "body": base64.b64encode(target.read_bytes()).decode(),
+        "isBase64Encoded": True,
+    }
 
-    def send_head(self) -> Any:
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
-        if path in {"/", "/status"}:
-            self.send_response(302)
-            self.send_header("Location", PREFIX)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return None
-        if not path.startswith(PREFIX):
-            self.send_error(404)
-            return None
-        self.path = "/" + path[len(PREFIX) :]
-        if self.path.endswith("/"):
-            self.path += "index.html"  # never a directory listing
-        return super().send_head()
 
-    def end_headers(self) -> None:
-        self.send_header("Cache-Control", "no-cache")
-        super().end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("status page: " + format, *args)
+def _text(status: int, text: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "text/plain; charset=utf-8", **(headers or {})},
+        "body": text,
+    }
 
 
 class StatusSite(Service):
-    """Renders the page on ``render()`` (each tick) and serves it while started."""
+    """Renders the page at start and on ``render()`` (each tick); ``response()`` serves it."""
 
     def __init__(
         self,
         directory: Path,
         database_url: Callable[[], str],
         *,
+        base_url: Callable[[], str] = lambda: "",
         schema: str = "webchecker",
         page: PageSettings | None = None,
-        port: int = 0,
     ) -> None:
         self.directory = directory
         self._database_url = database_url
+        self._base_url = base_url
         self._schema = schema
         self._page_settings = page or PageSettings()
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._page: StatusPage | None = None
         self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
-        """Where the page is served (``(not started)`` before ``start()``)."""
-        if self._server is None:
-            return "(not started)"
-        return f"http://{HOST}:{self._server.server_address[1]}{PREFIX}"
+        """Where the page is served (``(not started)`` before the server has an address)."""
+        base = self._base_url()
+        return f"{base}{PREFIX}" if base else "(not started)"
+
+    def response(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
+        return static_response(self.directory, event)
 
     def start(self) -> StatusSite:
-        if self._server is not None:
+        if self._page is not None:
             return self
         self.directory.mkdir(parents=True, exist_ok=True)
-        handler = partial(_StatusFiles, directory=str(self.directory))
-        self._server = ThreadingHTTPServer((HOST, self._port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="status-page", daemon=True
-        )
-        self._thread.start()
         database = Database(DatabaseSettings.from_url(self._database_url(), schema=self._schema))
         self._page = StatusPage(self._page_settings, database, DirectoryPublisher(self.directory))
         self.render()
@@ -116,13 +122,6 @@ class StatusSite(Service):
         return True
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
         page, self._page = self._page, None
         if page is not None:
             with contextlib.suppress(Exception):

@@ -52,6 +52,8 @@ _BAR_W, _BAR_GAP, _BAR_H = 4, 2, 30
 _CHART_STEP, _CHART_H = 10, 48
 _CHART_W = 23 * _CHART_STEP
 
+# The overall banner keeps the same dark colours in both schemes: white text on them stays
+# above WCAG's 4.5:1.
 CSS = """
 :root{--bg:#f6f8fa;--fg:#1f2328;--muted:#59636e;--card:#fff;--line:#d1d9e0;--up:#1a7f37;
 --d1:#bf8700;--d2:#e16f24;--down:#cf222e;--none:#d1d9e0;--maint:#0969da;--p50:#0969da;
@@ -68,9 +70,9 @@ h1{font-size:1.6rem;margin:0 0 .75rem}
 h2{font-size:1.15rem;margin:2rem 0 .75rem}
 h3{font-size:1rem;margin:0;overflow-wrap:anywhere}
 .overall{display:flex;flex-wrap:wrap;align-items:center;gap:.2rem .6rem;margin:0;
-padding:1rem 1.25rem;border-radius:.5rem;color:#fff;font-size:1.1rem;font-weight:600}
-.overall.up{background:var(--up)}.overall.partial{background:var(--d2)}
-.overall.major{background:var(--down)}.overall.none{background:var(--muted)}
+padding:1rem 1.25rem;border-radius:.5rem;color:#fff;font-size:1.2rem;font-weight:600}
+.overall.up{background:#1a7f37}.overall.partial{background:#bc4c00}
+.overall.major{background:#cf222e}.overall.none{background:#59636e}
 .overall .down-list{font-weight:400}
 .meta,.muted{color:var(--muted);font-size:.85rem}
 .meta{margin:.5rem 0 0}
@@ -103,6 +105,7 @@ vertical-align:-.05rem}
 .key.d0{background:var(--up)}.key.d1{background:var(--d1)}.key.d2{background:var(--d2)}
 .key.d3{background:var(--down)}.key.dn{background:var(--none)}
 .url .warn{color:var(--down);font-weight:600}
+.flapping{color:var(--d2);font-size:.85rem;font-weight:600}
 .site.down{border-left:4px solid var(--down)}.site.maintenance{border-left:4px solid var(--maint)}
 table{width:100%;border-collapse:collapse;background:var(--card);font-size:.9rem}
 caption{text-align:left;color:var(--muted);font-size:.85rem;padding-bottom:.4rem}
@@ -177,12 +180,15 @@ def _site(site: SiteStatus, number: int, now: datetime) -> str:
     since = f" since {_time(site.since)}" if site.since else ""
     heading = f"s{number}"
     marked = f" {site.state}" if site.state in {"down", "maintenance"} else ""
+    flapping = (
+        '<span class="flapping">flapping: up and down repeatedly</span>' if site.flapping else ""
+    )
     parts = [
         f'<article class="site{marked}" aria-labelledby="{heading}">\n<div class="head">'
         f'<h3 id="{heading}">{_e(site.site_id)}</h3>'
         f'<span class="state {_e(site.state)}"><span aria-hidden="true">{icon}</span> '
         f"{_e(word)}</span>"
-        f'<span class="muted">{since}</span></div>\n'
+        f'<span class="muted">{since}</span>{flapping}</div>\n'
         f'<p class="url muted">{_e(site.url)}'
     ]
     if len(site.tags) > 1:

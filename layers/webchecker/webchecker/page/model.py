@@ -136,6 +136,7 @@ class SiteStatus:
     incidents: tuple[Incident, ...]  # recent ones, newest first
     certificate_expires_at: datetime | None
     last_checked_at: datetime | None
+    flapping: bool = False  # the state machine saw it change too often lately
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,7 +206,7 @@ def load_status(
         states = {
             row[0]: row
             for row in connection.run(
-                f"SELECT site_id, state, since, url, tags FROM {schema}.site_state"
+                f"SELECT site_id, state, since, url, tags, flapping FROM {schema}.site_state"
                 " WHERE last_checked_at IS NULL OR last_checked_at >= :since",
                 since=bounds.window_starts["90d"],
             )
@@ -395,6 +396,7 @@ def _site(
         incidents=tuple(incidents[:RECENT_INCIDENTS]),
         certificate_expires_at=cert,
         last_checked_at=checked_at,
+        flapping=bool(state_row[5]) if state_row is not None else False,
     )
 
 
