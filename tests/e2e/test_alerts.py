@@ -4,6 +4,7 @@ restart in between changes nothing."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from tests.e2e.conftest import put_sites, rows
@@ -58,3 +59,34 @@ def test_down_then_up_sends_one_opened_and_one_resolved(stack: LocalStack) -> No
     assert resolved["opened_at"] == format_timestamp(first_failed)
     assert resolved["resolved_at"] == format_timestamp(first_passed)
     assert resolved["duration_seconds"] == round((first_passed - first_failed).total_seconds(), 3)
+
+
+def test_a_flapping_site_sends_one_notice_then_holds_the_rest(stack: LocalStack) -> None:
+    """The demo's /flapping answers 200 and 503 in turn: with thresholds of 1 every tick
+    opens or resolves an incident. Two incidents are notified in full, the third opening
+    is the flapping notice, then nothing while it keeps flapping."""
+    assert stack.demo is not None
+    demo = stack.demo.url("").rstrip("/")
+    site = {
+        "id": "al-flap",
+        "url": f"{demo}/flapping",
+        "failure_threshold": 1,
+        "success_threshold": 1,
+    }
+    put_sites(stack, [site])
+    for _ in range(10):
+        tick_and_settle(stack)
+    kinds = [entry["alert"]["type"] for entry in sent(stack, "al-flap")]
+    outcomes = [row["ok"] for row in rows(stack, ["al-flap"])]
+    assert len(outcomes) == 10
+    assert all(a != b for a, b in itertools.pairwise(outcomes))  # alternating
+    with stack.database.transaction() as connection:
+        (incidents,) = connection.run(
+            "SELECT count(*) FROM webchecker.incidents WHERE site_id = 'al-flap'"
+        )[0]
+        (flapping,) = connection.run(
+            "SELECT flapping FROM webchecker.site_state WHERE site_id = 'al-flap'"
+        )[0]
+    assert incidents >= 4  # every failure opened one: all recorded
+    assert flapping
+    assert kinds == ["incident.opened", "incident.resolved"] * 2 + ["site.flapping"]
