@@ -36,7 +36,7 @@ from webchecker.store.msk import KafkaRecord
 SITES = 10_000
 BATCH = 5_000
 WARM_UP = 4  # batches: every site's row exists, and the tables are warm
-MEASURED = 8  # batches per variant, interleaved
+MEASURED = 12  # batches per variant, interleaved
 START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 
 

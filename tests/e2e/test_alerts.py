@@ -1,8 +1,10 @@
 """Site alerts end to end: a site goes down, one incident.opened reaches the local webhook
-sink (through the notifier and moto's SNS); back up, one incident.resolved."""
+sink (through the notifier and moto's SNS); back up, one incident.resolved; a broker
+restart in between changes nothing."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from tests.e2e.conftest import put_sites, rows
@@ -25,8 +27,18 @@ def test_down_then_up_sends_one_opened_and_one_resolved(stack: LocalStack) -> No
     demo = stack.demo.url("").rstrip("/")
     site = {"id": "al-down", "url": f"{demo}/failing", "tags": ["e2e"]}
     put_sites(stack, [site])
-    for _ in range(2):  # two failed checks: down (the default threshold)
-        tick_and_settle(stack)
+    tick_and_settle(stack)  # the first failed check
+    # the second (the threshold) waits in the topic across a broker restart
+    assert stack.broker is not None
+    stack.stop_poller()
+    try:
+        stack.tick()
+        assert stack.drain(60)
+        stack.broker.stop()
+        stack.broker.start()
+    finally:
+        stack.start_poller()
+    assert stack.wait_for_writer(timeout=60)
     tick_and_settle(stack)  # the notifier's next run publishes it
     opened = sent(stack, "al-down")
     assert [entry["alert"]["type"] for entry in opened] == ["incident.opened"]
@@ -47,3 +59,34 @@ def test_down_then_up_sends_one_opened_and_one_resolved(stack: LocalStack) -> No
     assert resolved["opened_at"] == format_timestamp(first_failed)
     assert resolved["resolved_at"] == format_timestamp(first_passed)
     assert resolved["duration_seconds"] == round((first_passed - first_failed).total_seconds(), 3)
+
+
+def test_a_flapping_site_sends_one_notice_then_holds_the_rest(stack: LocalStack) -> None:
+    """The demo's /flapping answers 200 and 503 in turn: with thresholds of 1 every tick
+    opens or resolves an incident. Two incidents are notified in full, the third opening
+    is the flapping notice, then nothing while it keeps flapping."""
+    assert stack.demo is not None
+    demo = stack.demo.url("").rstrip("/")
+    site = {
+        "id": "al-flap",
+        "url": f"{demo}/flapping",
+        "failure_threshold": 1,
+        "success_threshold": 1,
+    }
+    put_sites(stack, [site])
+    for _ in range(10):
+        tick_and_settle(stack)
+    kinds = [entry["alert"]["type"] for entry in sent(stack, "al-flap")]
+    outcomes = [row["ok"] for row in rows(stack, ["al-flap"])]
+    assert len(outcomes) == 10
+    assert all(a != b for a, b in itertools.pairwise(outcomes))  # alternating
+    with stack.database.transaction() as connection:
+        (incidents,) = connection.run(
+            "SELECT count(*) FROM webchecker.incidents WHERE site_id = 'al-flap'"
+        )[0]
+        (flapping,) = connection.run(
+            "SELECT flapping FROM webchecker.site_state WHERE site_id = 'al-flap'"
+        )[0]
+    assert incidents >= 4  # every failure opened one: all recorded
+    assert flapping
+    assert kinds == ["incident.opened", "incident.resolved"] * 2 + ["site.flapping"]

@@ -122,3 +122,32 @@ def test_incidents_lists_open_and_resolved(
     assert "open" in out
     assert "status 503" in out
     assert run(capsys, "incidents", "--since", "yesterday")[0] == 2
+
+
+def test_sites_list_with_state_reads_the_database(
+    env: str,
+    database: Database,
+    ssm_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.fixtures.aws import put_parameters
+
+    seed(database)
+    monkeypatch.setenv("SITES_PATH", "/webchecker/sites")
+    put_parameters(
+        ssm_client,
+        {
+            "/webchecker/sites/open": {"url": "http://127.0.0.1:8001/"},
+            "/webchecker/sites/new": {"url": "http://127.0.0.1:8002/"},
+        },
+    )
+    code, out, _ = run(capsys, "sites", "list", "--state")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[-1] == "STATE"
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert " down since " in rows["open"]
+    assert rows["new"].endswith("unknown")  # no check applied yet
+    plain = run(capsys, "sites", "list")[1].splitlines()
+    assert "STATE" not in plain[0]

@@ -212,6 +212,22 @@ def test_a_late_check_is_stored_and_changes_nothing(database_url: str, migrated:
     assert connection.run("SELECT count(*) FROM webchecker.incidents")[0][0] == 0
 
 
+def test_late_passes_do_not_extend_the_streak(database_url: str, migrated: Database) -> None:
+    """Passing checks that arrive late (the SQL fast path refuses them) change nothing."""
+    newer = site_messages("late-ok", [True, True], start_minute=10)
+    older = site_messages("late-ok", [True, True, True])
+    store = store_on(database_url)
+    try:
+        store.write(records(newer))
+        store.write(records(older, first_offset=10))
+    finally:
+        store.database.close()
+    state = migrated.connection().run(
+        "SELECT state, pass_streak, last_scheduled_at FROM webchecker.site_state"
+    )
+    assert state == [["up", 2, BASE_TIME + timedelta(minutes=11)]]
+
+
 def test_two_writers_at_once_apply_each_check_once_in_order(
     database_url: str, migrated: Database
 ) -> None:

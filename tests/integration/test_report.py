@@ -233,3 +233,20 @@ def test_the_histogram_bounds_are_documented_in_the_database(database: Database)
         )[0]
     assert ", ".join(f"{bound:g}" for bound in BOUNDS_MS) + " ms" in comment
     assert f"{len(BOUNDS_MS) + 1} buckets" in comment
+
+
+def test_the_report_says_each_sites_state_and_since_when(
+    stored: Database, cli_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = {entry["site_id"]: entry for entry in json.loads(run_cli(capsys, "--json"))}
+    start = NOW - timedelta(hours=3)
+    assert (report["shop"]["state"], report["api"]["state"]) == ("up", "down")
+    # up from the first of its passes (one failure later is below the threshold); down
+    # from its first failed check
+    assert report["shop"]["state_since"] == start.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert report["api"]["state_since"] == start.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    table = run_cli(capsys).split("\n\n")[0].splitlines()
+    assert "STATE" in table[0]
+    rows = {line.split()[0]: line for line in table[1:]}
+    assert f"down since {start:%Y-%m-%d %H:%M:%S}" in rows["api"]
+    assert f"up since {start:%Y-%m-%d %H:%M:%S}" in rows["shop"]

@@ -69,6 +69,9 @@ class SiteReport:
     p50_bucket_ms: tuple[float, float] | None = None
     p95_bucket_ms: tuple[float, float] | None = None
     p99_bucket_ms: tuple[float, float] | None = None
+    #: The site's state (store/incidents.py): up, down or unknown, and since when.
+    state: str | None = None
+    state_since: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +90,8 @@ class SiteReport:
             "last_error": self.last_error,
             "last_error_at": _timestamp(self.last_error_at),
             "last_error_detail": self.last_error_detail,
+            "state": self.state,
+            "state_since": _timestamp(self.state_since),
         }
 
 
@@ -129,8 +134,9 @@ def build_report(
         sites = sorted({row[0] for row in totals})
         latest = connection.run(
             "SELECT s.site_id, c.checked_at, c.status_code, f.error, f.checked_at,"
-            " f.error_detail"
+            " f.error_detail, st.state, st.since"
             " FROM unnest(CAST(:sites AS text[])) AS s(site_id)"
+            f" LEFT JOIN {schema}.site_state st ON st.site_id = s.site_id"
             " LEFT JOIN LATERAL (SELECT checked_at, status_code"
             f"   FROM {schema}.checks WHERE site_id = s.site_id"
             "   ORDER BY checked_at DESC LIMIT 1) c ON true"
@@ -154,7 +160,7 @@ def build_report(
     reports = []
     for site in sites:
         checks, failures, fastest, slowest = summed[site]
-        checked_at, status_code, error, error_at, detail = last.get(site, (None,) * 5)
+        checked_at, status_code, error, error_at, detail, state, since = last.get(site, (None,) * 7)
         p50, p95, p99 = (
             _estimate(histograms[site], fraction, fastest, slowest)
             for fraction in (0.5, 0.95, 0.99)
@@ -176,6 +182,8 @@ def build_report(
                 p50_bucket_ms=p50[1],
                 p95_bucket_ms=p95[1],
                 p99_bucket_ms=p99[1],
+                state=state,
+                state_since=since,
             )
         )
     return reports
@@ -205,7 +213,7 @@ def _estimate(
 
 
 _HEADERS = ("SITE", "CHECKS", "AVAIL %", "P50 ms", "P95 ms", "P99 ms", "LAST CHECK (UTC)",
-            "STATUS", "LAST ERROR")  # fmt: skip
+            "STATUS", "STATE", "LAST ERROR")  # fmt: skip
 
 
 def format_table(reports: Sequence[SiteReport]) -> str:
@@ -222,6 +230,7 @@ def format_table(reports: Sequence[SiteReport]) -> str:
             _fixed(report.p99_ms, 0),
             _short_time(report.last_checked_at),
             "-" if report.last_status_code is None else str(report.last_status_code),
+            _state(report),
             _last_error(report),
         )
         for report in reports
@@ -243,6 +252,14 @@ ESTIMATES_NOTE = (
     "P50/P95/P99 are estimates, interpolated inside latency buckets with upper bounds "
     f"{describe_bounds()}: the true value lies in the same bucket (--json: p50_bucket_ms...)."
 )
+
+
+def _state(report: SiteReport) -> str:
+    if report.state is None:
+        return "-"
+    if report.state_since is None:
+        return report.state
+    return f"{report.state} since {_short_time(report.state_since)}"
 
 
 def _last_error(report: SiteReport) -> str:

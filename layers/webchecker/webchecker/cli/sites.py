@@ -14,11 +14,13 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from webchecker.cli.db import add_database_arguments, database_settings
 from webchecker.exceptions import SiteError
 from webchecker.schedule import packing
 from webchecker.schedule.catalog import (
@@ -30,6 +32,8 @@ from webchecker.schedule.catalog import (
     id_from_url,
 )
 from webchecker.sites import Site, SiteCatalog, load_sites
+from webchecker.store.database import Database
+from webchecker.store.maintenance import site_states
 
 JsonObject = dict[str, Any]
 
@@ -47,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     commands = parser.add_subparsers(dest="sites_command", required=True, metavar="ACTION")
 
     listing = commands.add_parser("list", help="table of sites: id, url, interval, enabled")
+    listing.add_argument(
+        "--state",
+        action="store_true",
+        help="add each site's state (up/down since when) from the database",
+    )
+    add_database_arguments(listing)
     listing.set_defaults(handler=_list)
 
     show = commands.add_parser("show", help="one site as JSON, every default filled in")
@@ -177,10 +187,20 @@ def _context(args: argparse.Namespace) -> _Context:
 
 def _list(args: argparse.Namespace) -> int:
     context = _context(args)
-    rows = [("ID", "URL", "INTERVAL", "ENABLED", "PARAMETER")]
+    states = _states(args) if getattr(args, "state", False) else None
+    rows: list[tuple[str, ...]] = [("ID", "URL", "INTERVAL", "ENABLED", "PARAMETER")]
+    if states is not None:
+        rows[0] = (*rows[0], "STATE")
     for site in sorted(context.catalog.sites, key=lambda s: s.id):
         enabled = "yes" if site.enabled else "no"
-        rows.append((site.id, site.url, str(site.interval), enabled, context.where[site.id]))
+        row: tuple[str, ...] = (
+            site.id, site.url, str(site.interval), enabled, context.where[site.id]
+        )  # fmt: skip
+        if states is not None:
+            state, since = states.get(site.id, ("unknown", None))
+            when = "" if since is None else f" since {since:%Y-%m-%d %H:%M:%S}"
+            row = (*row, f"{state}{when}")
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
@@ -214,6 +234,12 @@ def _warn_invalid(catalog: SiteCatalog) -> None:
         print(f"{count} invalid {'entry' if count == 1 else 'entries'} skipped:", file=sys.stderr)
         for entry in catalog.invalid:
             print(f"  {entry}", file=sys.stderr)
+
+
+def _states(args: argparse.Namespace) -> dict[str, tuple[str, datetime | None]]:
+    """Site states from the database (``DATABASE_URL``/``DB_*``, else the local stack's)."""
+    with Database(database_settings(args)) as database:
+        return site_states(database)
 
 
 # -- writing -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,10 @@ class _SinkServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
 
     def record(self, alert: dict[str, Any], envelope: dict[str, Any]) -> None:
-        line = json.dumps({"alert": alert, "subject": envelope.get("Subject")})
+        received_at = datetime.now(UTC).isoformat()
+        line = json.dumps(
+            {"alert": alert, "subject": envelope.get("Subject"), "received_at": received_at}
+        )
         with self._lock, self.path.open("a") as file:
             file.write(line + "\n")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from webchecker.local.alerts import LocalAlerts
 from webchecker.local.banner import webchecker_command
 from webchecker.local.functions import Functions
 from webchecker.local.live import LiveView, format_table, read_statuses, terminal_size
@@ -15,6 +16,21 @@ from webchecker.sites import InvalidSite
 
 #: Invalid entries listed by name and reason; the count says how many more there are.
 INVALID_SHOWN = 3
+#: The latest alerts the webhook sink received, shown under the table.
+ALERTS_SHOWN = 3
+
+
+def alert_lines(alerts: LocalAlerts | None, *, shown: int = ALERTS_SHOWN) -> list[str]:
+    """The latest alerts delivered to the local webhook sink (their subjects), newest last."""
+    if alerts is None:
+        return []
+    received = alerts.received()
+    if not received:
+        return []
+    lines = [f"alerts sent: {len(received)} (all in {alerts.path})"]
+    for entry in received[-shown:]:
+        lines.append(f"  {entry.get('received_at', '')[11:19]}  {entry.get('subject')}")
+    return lines
 
 
 def invalid_lines(invalid: Sequence[InvalidSite], *, shown: int = INVALID_SHOWN) -> list[str]:
@@ -32,10 +48,18 @@ def invalid_lines(invalid: Sequence[InvalidSite], *, shown: int = INVALID_SHOWN)
 class StatusBoard:
     """The sites in Parameter Store with what the writer stored for them."""
 
-    def __init__(self, *, sites: SiteFile, postgres: Postgres, functions: Functions) -> None:
+    def __init__(
+        self,
+        *,
+        sites: SiteFile,
+        postgres: Postgres,
+        functions: Functions,
+        alerts: LocalAlerts | None = None,
+    ) -> None:
         self.sites = sites
         self.postgres = postgres
         self.functions = functions
+        self.alerts = alerts
 
     def render(self, view: LiveView, summary: Mapping[str, Any]) -> None:
         try:
@@ -50,7 +74,7 @@ class StatusBoard:
             f"{summary.get('due', 0)} due, {summary.get('invocations', 0)} checker invocations"
             f"{f', {invalid} invalid' if invalid else ''}"
         )
-        footer = invalid_lines(catalog.invalid)
+        footer = invalid_lines(catalog.invalid) + alert_lines(self.alerts)
         api = self.functions.api
         if api is not None and api.failures:
             footer.append(

@@ -142,7 +142,9 @@ class LocalStack(Service):
             self.status_site,
         ]
         self.ticker = Ticker(self, tick_seconds=settings.tick_seconds, duration=settings.duration)
-        self.board = StatusBoard(sites=self.sites, postgres=self.db, functions=self.functions)
+        self.board = StatusBoard(
+            sites=self.sites, postgres=self.db, functions=self.functions, alerts=self.alerts
+        )
         self._running: contextlib.ExitStack | None = None
 
     def start(self) -> LocalStack:

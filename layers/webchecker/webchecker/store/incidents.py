@@ -481,12 +481,7 @@ class IncidentStore:
             " last_scheduled_at timestamptz, last_checked_at timestamptz, last_check_id uuid"
         )
         fields = [part.split()[0] for part in forwarded.split(",")]
-        columns_of_row = [
-            f"ARRAY(SELECT json_array_elements_text(r->{i})) AS {name}"
-            if name == "tags"
-            else f"r->>{i} AS {name}"
-            for i, name in enumerate(fields)
-        ]
+        columns_of_row = [f"r->>{i} AS {name}" for i, name in enumerate(fields)]
         self._forward = Statement(f"""
             WITH locked AS (
                 SELECT site_id FROM {quoted}.site_state
@@ -499,7 +494,7 @@ class IncidentStore:
                 WHERE (SELECT count(*) FROM locked) >= 0
             ), forwarded AS (
                 UPDATE {quoted}.site_state AS s SET
-                    url = n.url, tags = n.tags, alerts = CAST(n.alerts AS boolean),
+                    url = n.url, tags = CAST(n.tags AS text[]), alerts = CAST(n.alerts AS boolean),
                     pass_streak = s.pass_streak + CAST(n.passes AS integer),
                     last_check_id = CAST(n.last_check_id AS uuid),
                     last_scheduled_at = CAST(n.last_scheduled_at AS timestamptz),
@@ -609,7 +604,9 @@ class IncidentStore:
             site_checks.sort(key=_order)
             first, last = site_checks[0], site_checks[-1]
             row = (
-                site_id, last.url, lenient_tags(last.tags), last.alerts is not False,
+                # an array literal: tags are [a-z0-9._-] (lenient_tags), nothing to quote
+                site_id, last.url, "{" + ",".join(lenient_tags(last.tags)) + "}",
+                last.alerts is not False,
                 len(site_checks), first.scheduled_at, first.checked_at, first.check_id,
                 last.scheduled_at, last.checked_at, last.check_id,
             )  # fmt: skip

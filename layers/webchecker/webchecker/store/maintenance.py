@@ -144,6 +144,17 @@ def remove_window(database: Database, window_id: str) -> bool:
         return bool(connection.row_count)
 
 
+def site_states(database: Database) -> dict[str, tuple[str, datetime | None]]:
+    """Each site's state and since when, as the writer left it."""
+    table = f"{quote_identifier(database.schema)}.site_state"
+    with database.transaction() as connection:
+        exists = connection.run("SELECT to_regclass(:table) IS NOT NULL", table=table)[0][0]
+        if not exists:  # no batch written yet
+            return {}
+        rows = connection.run(f"SELECT site_id, state, since FROM {table}")
+    return {site_id: (state, since) for site_id, state, since in rows}
+
+
 # -- the incident log ---------------------------------------------------------------------
 
 
