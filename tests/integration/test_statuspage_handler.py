@@ -4,7 +4,6 @@ with their content types, the same bytes `webchecker status-page` writes to a di
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -13,7 +12,8 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from tests.fixtures.lambda_context import FakeLambdaContext, cold_start
+from tests.fixtures.lambda_context import FakeLambdaContext
+from tests.fixtures.lambda_context import load_app as load_lambda_app
 from tests.messages import failed_message, message, records
 from webchecker.exceptions import ConfigurationError, StatusPageError
 from webchecker.page.publish import S3Publisher
@@ -41,16 +41,7 @@ def s3(aws: None) -> S3Client:
 
 def load_app(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
     """Imports functions/statuspage/app.py afresh (its cold start reads the environment)."""
-    service_logger = logging.getLogger("webchecker")
-    monkeypatch.setattr(service_logger, "handlers", [])
-    monkeypatch.setattr(service_logger, "propagate", service_logger.propagate)
-    monkeypatch.setattr(service_logger, "level", service_logger.level)
-    for attribute in ("init", "powertools_handler"):
-        monkeypatch.setattr(service_logger, attribute, None, raising=False)
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return cold_start("statuspage")
+    return load_lambda_app(monkeypatch, "statuspage", **env)
 
 
 @pytest.fixture
