@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from tests.fixtures.lambda_context import FakeLambdaContext
-from tests.fixtures.lambda_context import load_app as load_lambda_app
+from tests.fixtures.lambda_context import FakeLambdaContext, load_app
 from tests.messages import failed_message, message, records
 from webchecker.exceptions import ConfigurationError, StatusPageError
 from webchecker.page.publish import S3Publisher
@@ -39,14 +38,9 @@ def s3(aws: None) -> S3Client:
     return client
 
 
-def load_app(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
-    """Imports functions/statuspage/app.py afresh (its cold start reads the environment)."""
-    return load_lambda_app(monkeypatch, "statuspage", **env)
-
-
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch, database_url: str, s3: S3Client) -> Iterator[ModuleType]:
-    module = load_app(monkeypatch, DATABASE_URL=database_url, STATUS_BUCKET=BUCKET)
+    module = load_app(monkeypatch, "statuspage", DATABASE_URL=database_url, STATUS_BUCKET=BUCKET)
     yield module
     module.PAGE.close()
 
@@ -105,7 +99,7 @@ def test_cold_start_without_a_bucket_fails_naming_the_variable(
 ) -> None:
     monkeypatch.delenv("STATUS_BUCKET", raising=False)
     with pytest.raises(ConfigurationError, match="STATUS_BUCKET"):
-        load_app(monkeypatch, DATABASE_URL=database_url)
+        load_app(monkeypatch, "statuspage", DATABASE_URL=database_url)
 
 
 def test_cold_start_with_a_bad_selection_fails_naming_the_variable(
@@ -113,7 +107,11 @@ def test_cold_start_with_a_bad_selection_fails_naming_the_variable(
 ) -> None:
     with pytest.raises(ConfigurationError, match="STATUS_PAGE_TAGS"):
         load_app(
-            monkeypatch, DATABASE_URL=database_url, STATUS_BUCKET=BUCKET, STATUS_PAGE_TAGS="<x>"
+            monkeypatch,
+            "statuspage",
+            DATABASE_URL=database_url,
+            STATUS_BUCKET=BUCKET,
+            STATUS_PAGE_TAGS="<x>",
         )
 
 
