@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-import boto3
 import pytest
 
+from tests.fixtures.aws import s3_with_bucket
 from tests.fixtures.lambda_context import FakeLambdaContext, load_app
 from tests.messages import failed_message, message, records
 from webchecker.exceptions import ConfigurationError, StatusPageError
@@ -31,11 +31,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 @pytest.fixture
 def s3(aws: None) -> S3Client:
-    client: S3Client = boto3.client("s3", region_name="eu-west-1")
-    client.create_bucket(
-        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
-    return client
+    return s3_with_bucket(BUCKET)
 
 
 @pytest.fixture
