@@ -196,6 +196,11 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def format_optional_timestamp(moment: datetime | None) -> str | None:
+    """``format_timestamp``, with None (never happened) passed through."""
+    return None if moment is None else format_timestamp(moment)
+
+
 def parse_timestamp(text: str) -> datetime:
     """Parses an RFC 3339 timestamp with an offset (``Z`` or ``+hh:mm``) into UTC."""
     moment = datetime.fromisoformat(text)
