@@ -109,3 +109,15 @@ def test_outputs_give_the_api_url(template: dict[str, Any]) -> None:
     url, names = template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
     assert url.startswith("https://${Id}.execute-api.")
     assert names == {"Id": {"Ref": "HttpApi"}}
+
+
+def test_server_errors_alarm_on_the_handlers_own_count(template: dict[str, Any]) -> None:
+    alarm = props(template, "ApiServerErrorsAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Webchecker", "Responses5xx")
+    assert alarm["Dimensions"] == [
+        {"Name": "service", "Value": {"Fn::Sub": "${AWS::StackName}-api"}}
+    ]
+    assert function_env(template, "ApiFunction")["POWERTOOLS_SERVICE_NAME"] == {
+        "Fn::Sub": "${AWS::StackName}-api"
+    }
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]

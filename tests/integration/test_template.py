@@ -31,6 +31,7 @@ FUNCTIONS = {
     "StatuspageFunction": "statuspage",
     "NotifierFunction": "notifier",
     "WebhookFunction": "webhook",
+    "ApiFunction": "api",
 }
 LAYERS = {"WebcheckerLayer": "layers/webchecker/", "DependenciesLayer": "layers/dependencies/"}
 # The pipeline's functions, and every function the template builds (the deploy's Setup too).

@@ -35,7 +35,7 @@ from webchecker.api.pagination import (
 from webchecker.api.problems import problems
 from webchecker.api.services import Services
 from webchecker.exceptions import NotFound, PreconditionFailed, SiteConflict, SiteError
-from webchecker.schedule.catalog import SiteEntry, SiteStore, id_from_url
+from webchecker.schedule.catalog import SiteEntry, SiteStore, StoredParameter, id_from_url
 from webchecker.sites import Site
 
 MASK = "***"
@@ -235,8 +235,8 @@ def _shown(site: Site, secure: bool) -> SiteObject:
     return SiteObject.model_construct(**shown)
 
 
-def _secure(parameter: Any) -> bool:
-    return bool(getattr(parameter, "secure", False))
+def _secure(parameter: StoredParameter | None) -> bool:
+    return parameter is not None and parameter.secure
 
 
 def _etag(entry: SiteEntry) -> str:

@@ -208,10 +208,14 @@ class Topic:
         except BotoCoreError as error:
             raise SubscriptionError(f"cannot subscribe: {error}") from error
         arn = created.get("SubscriptionArn", "")
-        return describe(arn, self._attributes(arn) or {
-            "Protocol": wanted.protocol, "Endpoint": wanted.endpoint,
-            "FilterPolicy": attributes.get("FilterPolicy", ""), "PendingConfirmation": "true",
-        })  # fmt: skip
+        # what SNS says now; a pending one may not be readable yet: what was asked for
+        asked = {
+            "Protocol": wanted.protocol,
+            "Endpoint": wanted.endpoint,
+            "FilterPolicy": attributes.get("FilterPolicy", ""),
+            "PendingConfirmation": "true",
+        }
+        return describe(arn, self._attributes(arn) or asked)
 
     def unsubscribe(self, subscription_id: str) -> None:
         if not _ID.fullmatch(subscription_id):
