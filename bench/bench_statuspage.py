@@ -16,34 +16,25 @@ directory.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from webchecker.local.embedded.postgres import EmbeddedPostgres
+from scratch_database import scratch_database
 from webchecker.page.model import load_status
 from webchecker.page.settings import PageSettings
 from webchecker.page.statuspage import render_files
 from webchecker.report import build_report
-from webchecker.store.database import Database, DatabaseSettings, quote_identifier
+from webchecker.store.database import Database, DatabaseSettings
 from webchecker.store.migrations import migrate
 
 SITES = 1000
 DAYS = 90
 REPEATS = 5
 GOAL_S = 2.0
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def seed(database: Database, now: datetime) -> None:
@@ -160,21 +151,8 @@ def run(url: str) -> int:
 
 
 def main() -> int:
-    server: EmbeddedPostgres | None = None
-    base_url = os.environ.get("DATABASE_URL")
-    server_dir = Path(tempfile.mkdtemp(prefix="bench-statuspage-"))
-    if not base_url:
-        server = EmbeddedPostgres(server_dir / "pg").start()
-        base_url = server.url()
-    name = f"wc_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        return run(with_database(base_url, name))
-    finally:
-        with Database(DatabaseSettings.from_url(with_database(base_url, "postgres"))) as admin:
-            admin.connection().run(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)")
-        if server is not None:
-            server.stop()
-        shutil.rmtree(server_dir, ignore_errors=True)
+    with scratch_database("statuspage") as url:
+        return run(url)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,12 +32,11 @@ from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from webchecker.local.embedded.postgres import EmbeddedPostgres
+from scratch_database import scratch_database
 from webchecker.results import CheckResult
 from webchecker.store.batch import COLUMNS, COPY_CHUNK_ROWS, BatchValidator, copy_line
-from webchecker.store.database import Database, DatabaseSettings, quote_identifier
+from webchecker.store.database import Database, DatabaseSettings
 from webchecker.store.migrations import migrate
 from webchecker.store.msk import KafkaRecord, MskEvent
 
@@ -101,10 +98,6 @@ def decode_validate_format(event: dict[str, Any]) -> list[bytes]:
     return list(BatchValidator().copy_data(MskEvent.from_dict(event).records))
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
 def handling(app: ModuleType, event: dict[str, Any], *, inserted: int) -> Callable[[], None]:
     """One invocation of the handler, checked to have inserted ``inserted`` rows."""
 
@@ -146,22 +139,8 @@ def per_row(database: Database, rows: Sequence[CheckResult]) -> None:
 
 
 def main() -> int:
-    server: EmbeddedPostgres | None = None
-    base_url = os.environ.get("DATABASE_URL")
-    if not base_url:
-        server_dir = Path(tempfile.mkdtemp(prefix="bench-writer-"))
-        server = EmbeddedPostgres(server_dir / "pg").start()
-        base_url = server.url()
-    name = f"wc_bench_{uuid.uuid4().hex[:8]}"
-    url = with_database(base_url, name)
-    try:
+    with scratch_database("writer") as url:
         return run(url)
-    finally:
-        with Database(DatabaseSettings.from_url(with_database(base_url, "postgres"))) as admin:
-            admin.connection().run(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)")
-        if server is not None:
-            server.stop()
-            shutil.rmtree(server_dir, ignore_errors=True)
 
 
 def run(url: str) -> int:

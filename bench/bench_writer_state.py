@@ -14,22 +14,17 @@ DATABASE_URL if set, else an embedded PostgreSQL in a temporary directory.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from webchecker.local.embedded.postgres import EmbeddedPostgres
+from scratch_database import scratch_database
 from webchecker.results import CheckResult
 from webchecker.store.batch import CheckStore
-from webchecker.store.database import Database, DatabaseSettings, quote_identifier
+from webchecker.store.database import Database, DatabaseSettings
 from webchecker.store.migrations import migrate
 from webchecker.store.msk import KafkaRecord
 
@@ -75,26 +70,9 @@ def batches(stream: Iterator[bytes], first_offset: int) -> Iterator[list[KafkaRe
         yield batch
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
 def main() -> int:
-    server: EmbeddedPostgres | None = None
-    base_url = os.environ.get("DATABASE_URL")
-    if not base_url:
-        server_dir = Path(tempfile.mkdtemp(prefix="bench-state-"))
-        server = EmbeddedPostgres(server_dir / "pg").start()
-        base_url = server.url()
-    name = f"wc_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        return run(with_database(base_url, name))
-    finally:
-        with Database(DatabaseSettings.from_url(with_database(base_url, "postgres"))) as admin:
-            admin.connection().run(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)")
-        if server is not None:
-            server.stop()
-            shutil.rmtree(server_dir, ignore_errors=True)
+    with scratch_database("state") as url:
+        return run(url)
 
 
 def run(url: str) -> int:

@@ -7,38 +7,26 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
-from tests.fixtures.aws import put_parameters, snapshot_parameters
-from webchecker.cli import main
+from tests.fixtures.aws import (
+    SitesCli,
+    moto_server,
+    put_parameters,
+    snapshot_parameters,
+    stored_site,
+)
 from webchecker.exceptions import SiteStoreError
 from webchecker.schedule.catalog import SiteStore, SiteStoreSettings
-from webchecker.sites import Site
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 ROOT = "/webchecker/sites"
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(ssm_client: SSMClient, capsys: pytest.CaptureFixture[str]) -> Run:
-    """Runs ``webchecker sites ARGS`` in-process: (exit code, stdout, stderr)."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(["sites", *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 @pytest.fixture
@@ -57,19 +45,13 @@ def seeded(ssm_client: SSMClient) -> SSMClient:
     return ssm_client
 
 
-def site_in_store(client: SSMClient, site_id: str) -> Site:
-    catalog = SiteStore(SiteStoreSettings(), client=client).load()
-    (site,) = [s for s in catalog.sites if s.id == site_id]
-    return site
-
-
 # -- reading ---------------------------------------------------------------------------
 
 
 def test_list_prints_a_table_with_the_parameter_and_reports_invalid_entries(
-    seeded: SSMClient, run: Run
+    seeded: SSMClient, sites_cli: SitesCli
 ) -> None:
-    code, out, err = run("list")
+    code, out, err = sites_cli("list")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["ID", "URL", "INTERVAL", "ENABLED", "PARAMETER"]
@@ -80,29 +62,31 @@ def test_list_prints_a_table_with_the_parameter_and_reports_invalid_entries(
     assert f"{ROOT}/broken: not valid JSON" in err
 
 
-def test_show_prints_the_site_with_defaults(seeded: SSMClient, run: Run) -> None:
-    code, out, err = run("show", "beta")
+def test_show_prints_the_site_with_defaults(seeded: SSMClient, sites_cli: SitesCli) -> None:
+    code, out, err = sites_cli("show", "beta")
     assert code == 0
-    assert json.loads(out) == site_in_store(seeded, "beta").to_dict()
+    assert json.loads(out) == stored_site(seeded, "beta").to_dict()
     assert json.loads(out)["timeout"] == 10
     assert f"{ROOT}/team/pack" in err
 
 
-def test_export_then_import_elsewhere_round_trips(seeded: SSMClient, run: Run) -> None:
-    code, out, _ = run("export")
+def test_export_then_import_elsewhere_round_trips(seeded: SSMClient, sites_cli: SitesCli) -> None:
+    code, out, _ = sites_cli("export")
     assert code == 0
     exported = json.loads(out)
     assert [s["id"] for s in exported] == ["alpha", "beta", "gamma"]
-    code, yaml_out, _ = run("export", "--format", "yaml")
+    code, yaml_out, _ = sites_cli("export", "--format", "yaml")
     assert code == 0
     assert yaml.safe_load(yaml_out) == exported
 
 
-def test_import_of_an_export_into_another_path(seeded: SSMClient, run: Run, tmp_path: Path) -> None:
-    _, out, _ = run("export")
+def test_import_of_an_export_into_another_path(
+    seeded: SSMClient, sites_cli: SitesCli, tmp_path: Path
+) -> None:
+    _, out, _ = sites_cli("export")
     dump = tmp_path / "sites.json"
     dump.write_text(out)
-    code, result, _ = run("--path", "/copy/sites", "import", str(dump))
+    code, result, _ = sites_cli("--path", "/copy/sites", "import", str(dump))
     assert code == 0, result
     assert "3 added" in result
     copy = SiteStore(SiteStoreSettings(path="/copy/sites"), client=seeded).load()
@@ -116,8 +100,8 @@ def test_import_of_an_export_into_another_path(seeded: SSMClient, run: Run, tmp_
 # -- add -------------------------------------------------------------------------------
 
 
-def test_add_writes_one_parameter_per_site(seeded: SSMClient, run: Run) -> None:
-    code, out, _ = run(
+def test_add_writes_one_parameter_per_site(seeded: SSMClient, sites_cli: SitesCli) -> None:
+    code, out, _ = sites_cli(
         "add",
         "https://127.0.0.1:8443/health",
         "--id",
@@ -138,7 +122,7 @@ def test_add_writes_one_parameter_per_site(seeded: SSMClient, run: Run) -> None:
     assert code == 0, out
     kind, value, version = snapshot_parameters(seeded, ROOT)[f"{ROOT}/delta"]
     assert (kind, version) == ("String", 1)
-    site = site_in_store(seeded, "delta")
+    site = stored_site(seeded, "delta")
     assert json.loads(value)["id"] == "delta"
     assert (site.interval, site.timeout, site.regex) == (120, 5.0, "ok|up")
     assert site.expected_status == ((200, 299), (301, 301))
@@ -146,24 +130,24 @@ def test_add_writes_one_parameter_per_site(seeded: SSMClient, run: Run) -> None:
     assert (site.follow_redirects, site.enabled) == (False, False)
 
 
-def test_add_derives_the_id_from_the_host(ssm_client: SSMClient, run: Run) -> None:
-    code, out, _ = run("add", "http://Shop.Example.test:8080/")
+def test_add_derives_the_id_from_the_host(ssm_client: SSMClient, sites_cli: SitesCli) -> None:
+    code, out, _ = sites_cli("add", "http://Shop.Example.test:8080/")
     assert code == 0
     assert "added shop.example.test" in out
-    assert site_in_store(ssm_client, "shop.example.test").url == "http://Shop.Example.test:8080/"
+    assert stored_site(ssm_client, "shop.example.test").url == "http://Shop.Example.test:8080/"
 
 
 def test_add_secure_stores_a_securestring_the_scheduler_decrypts(
-    ssm_client: SSMClient, run: Run
+    ssm_client: SSMClient, sites_cli: SitesCli
 ) -> None:
-    code, _, _ = run(
+    code, _, _ = sites_cli(
         "add", "http://127.0.0.1/", "--id", "secret", "--header", "Authorization=Bearer s3cr3t",
         "--secure",
     )  # fmt: skip
     assert code == 0
     kind, _, _ = snapshot_parameters(ssm_client, ROOT)[f"{ROOT}/secret"]
     assert kind == "SecureString"
-    assert site_in_store(ssm_client, "secret").headers["Authorization"] == "Bearer s3cr3t"
+    assert stored_site(ssm_client, "secret").headers["Authorization"] == "Bearer s3cr3t"
 
 
 @pytest.mark.parametrize(
@@ -184,10 +168,10 @@ def test_add_secure_stores_a_securestring_the_scheduler_decrypts(
     ],
 )
 def test_add_refuses_invalid_input_and_writes_nothing(
-    seeded: SSMClient, run: Run, args: list[str], field: str
+    seeded: SSMClient, sites_cli: SitesCli, args: list[str], field: str
 ) -> None:
     before = snapshot_parameters(seeded)
-    code, out, err = run("add", *args)
+    code, out, err = sites_cli("add", *args)
     assert code == 2
     assert out == ""
     assert f"webchecker: error: {field}:" in err
@@ -198,24 +182,26 @@ def test_add_refuses_invalid_input_and_writes_nothing(
 
 
 def test_set_changes_fields_and_key_equals_nothing_restores_the_default(
-    seeded: SSMClient, run: Run
+    seeded: SSMClient, sites_cli: SitesCli
 ) -> None:
-    code, _, _ = run(
+    code, _, _ = sites_cli(
         "set", "alpha", "interval=600", "timeout=2.5", "regex=^ok$", 'headers={"A": "b"}'
     )
     assert code == 0
-    site = site_in_store(seeded, "alpha")
+    site = stored_site(seeded, "alpha")
     assert (site.interval, site.timeout, site.regex, dict(site.headers)) == (
         600, 2.5, "^ok$", {"A": "b"},
     )  # fmt: skip
-    code, _, _ = run("set", "alpha", "interval=", "regex=")
+    code, _, _ = sites_cli("set", "alpha", "interval=", "regex=")
     assert code == 0
-    site = site_in_store(seeded, "alpha")
+    site = stored_site(seeded, "alpha")
     assert (site.interval, site.regex) == (60, None)
 
 
-def test_set_inside_an_array_rewrites_only_that_element(seeded: SSMClient, run: Run) -> None:
-    code, _, _ = run("set", "gamma", "url=http://127.0.0.1:9999/")
+def test_set_inside_an_array_rewrites_only_that_element(
+    seeded: SSMClient, sites_cli: SitesCli
+) -> None:
+    code, _, _ = sites_cli("set", "gamma", "url=http://127.0.0.1:9999/")
     assert code == 0
     _, value, version = snapshot_parameters(seeded, ROOT)[f"{ROOT}/team/pack"]
     assert version == 2
@@ -225,17 +211,17 @@ def test_set_inside_an_array_rewrites_only_that_element(seeded: SSMClient, run: 
     ]
 
 
-def test_enable_and_disable(seeded: SSMClient, run: Run) -> None:
-    assert run("enable", "gamma")[0] == 0
-    assert site_in_store(seeded, "gamma").enabled
-    assert run("disable", "alpha")[0] == 0
-    assert not site_in_store(seeded, "alpha").enabled
-    assert site_in_store(seeded, "beta").enabled
+def test_enable_and_disable(seeded: SSMClient, sites_cli: SitesCli) -> None:
+    assert sites_cli("enable", "gamma")[0] == 0
+    assert stored_site(seeded, "gamma").enabled
+    assert sites_cli("disable", "alpha")[0] == 0
+    assert not stored_site(seeded, "alpha").enabled
+    assert stored_site(seeded, "beta").enabled
 
 
-def test_set_keeps_a_securestring_secure(ssm_client: SSMClient, run: Run) -> None:
-    assert run("add", "http://127.0.0.1/", "--id", "sec", "--secure")[0] == 0
-    assert run("set", "sec", "interval=120")[0] == 0
+def test_set_keeps_a_securestring_secure(ssm_client: SSMClient, sites_cli: SitesCli) -> None:
+    assert sites_cli("add", "http://127.0.0.1/", "--id", "sec", "--secure")[0] == 0
+    assert sites_cli("set", "sec", "interval=120")[0] == 0
     kind, _, version = snapshot_parameters(ssm_client, ROOT)[f"{ROOT}/sec"]
     assert (kind, version) == ("SecureString", 2)
 
@@ -260,10 +246,10 @@ def test_set_keeps_a_securestring_secure(ssm_client: SSMClient, run: Run) -> Non
     ],
 )
 def test_edits_refuse_invalid_input_and_write_nothing(
-    seeded: SSMClient, run: Run, args: list[str], field: str | None
+    seeded: SSMClient, sites_cli: SitesCli, args: list[str], field: str | None
 ) -> None:
     before = snapshot_parameters(seeded)
-    code, out, err = run(*args)
+    code, out, err = sites_cli(*args)
     assert code == 2
     assert out == ""
     assert err.startswith("webchecker: error: " + (f"{field}:" if field else ""))
@@ -273,18 +259,18 @@ def test_edits_refuse_invalid_input_and_write_nothing(
 # -- remove ----------------------------------------------------------------------------
 
 
-def test_remove_a_single_site_deletes_its_parameter(seeded: SSMClient, run: Run) -> None:
-    assert run("remove", "alpha")[0] == 0
+def test_remove_a_single_site_deletes_its_parameter(seeded: SSMClient, sites_cli: SitesCli) -> None:
+    assert sites_cli("remove", "alpha")[0] == 0
     assert f"{ROOT}/alpha" not in snapshot_parameters(seeded, ROOT)
 
 
 def test_remove_from_an_array_keeps_the_others_and_deletes_an_emptied_parameter(
-    seeded: SSMClient, run: Run
+    seeded: SSMClient, sites_cli: SitesCli
 ) -> None:
-    assert run("remove", "beta")[0] == 0
+    assert sites_cli("remove", "beta")[0] == 0
     _, value, _ = snapshot_parameters(seeded, ROOT)[f"{ROOT}/team/pack"]
     assert [s["id"] for s in json.loads(value)] == ["gamma"]
-    assert run("remove", "gamma")[0] == 0
+    assert sites_cli("remove", "gamma")[0] == 0
     assert f"{ROOT}/team/pack" not in snapshot_parameters(seeded, ROOT)
 
 
@@ -292,19 +278,19 @@ def test_remove_from_an_array_keeps_the_others_and_deletes_an_emptied_parameter(
 
 
 def test_import_yaml_adds_updates_and_leaves_unchanged(
-    seeded: SSMClient, run: Run, tmp_path: Path
+    seeded: SSMClient, sites_cli: SitesCli, tmp_path: Path
 ) -> None:
     file = tmp_path / "sites.yaml"
     file.write_text(
         "- {id: alpha, url: 'http://127.0.0.1:8001/', interval: 900}\n"
         "- id: epsilon\n  url: http://127.0.0.1:8005/\n  regex: healthy\n"
     )
-    code, out, _ = run("import", str(file))
+    code, out, _ = sites_cli("import", str(file))
     assert code == 0
     assert "1 added, 1 updated, 0 unchanged" in out
-    assert site_in_store(seeded, "alpha").interval == 900
-    assert site_in_store(seeded, "epsilon").regex == "healthy"
-    code, out, _ = run("import", str(file))
+    assert stored_site(seeded, "alpha").interval == 900
+    assert stored_site(seeded, "epsilon").regex == "healthy"
+    code, out, _ = sites_cli("import", str(file))
     assert "0 added, 0 updated, 2 unchanged" in out
 
 
@@ -328,12 +314,12 @@ def test_import_yaml_adds_updates_and_leaves_unchanged(
     ],
 )
 def test_import_refuses_the_whole_file_when_any_entry_is_invalid(
-    seeded: SSMClient, run: Run, tmp_path: Path, content: str, message: str
+    seeded: SSMClient, sites_cli: SitesCli, tmp_path: Path, content: str, message: str
 ) -> None:
     file = tmp_path / "sites.json"
     file.write_text(content)
     before = snapshot_parameters(seeded)
-    code, out, err = run("import", str(file))
+    code, out, err = sites_cli("import", str(file))
     assert code == 2
     assert out == ""
     assert message in err
@@ -341,7 +327,7 @@ def test_import_refuses_the_whole_file_when_any_entry_is_invalid(
 
 
 def test_import_never_replaces_an_array_that_holds_other_sites(
-    ssm_client: SSMClient, run: Run, tmp_path: Path
+    ssm_client: SSMClient, sites_cli: SitesCli, tmp_path: Path
 ) -> None:
     # An array parameter that happens to be named like the imported id.
     pack = [
@@ -352,15 +338,15 @@ def test_import_never_replaces_an_array_that_holds_other_sites(
     file = tmp_path / "sites.json"
     file.write_text('[{"id": "web", "url": "http://127.0.0.1:3/"}]')
     before = snapshot_parameters(ssm_client)
-    code, _, err = run("import", str(file))
+    code, _, err = sites_cli("import", str(file))
     assert code == 2
     assert f"{ROOT}/web also holds api" in err
     assert snapshot_parameters(ssm_client) == before
 
 
-def test_import_of_a_missing_file(seeded: SSMClient, run: Run, tmp_path: Path) -> None:
+def test_import_of_a_missing_file(seeded: SSMClient, sites_cli: SitesCli, tmp_path: Path) -> None:
     before = snapshot_parameters(seeded)
-    code, _, err = run("import", str(tmp_path / "nope.yaml"))
+    code, _, err = sites_cli("import", str(tmp_path / "nope.yaml"))
     assert code == 2
     assert "cannot read" in err
     assert snapshot_parameters(seeded) == before
@@ -383,10 +369,12 @@ def test_an_edit_based_on_a_stale_read_is_refused(seeded: SSMClient) -> None:
     assert snapshot_parameters(seeded) == after_theirs
 
 
-def test_two_people_adding_different_sites_keep_both(ssm_client: SSMClient, run: Run) -> None:
+def test_two_people_adding_different_sites_keep_both(
+    ssm_client: SSMClient, sites_cli: SitesCli
+) -> None:
     # One parameter per site: the second add does not rewrite anything the first wrote.
-    assert run("add", "http://127.0.0.1:1/", "--id", "one")[0] == 0
-    assert run("add", "http://127.0.0.1:2/", "--id", "two")[0] == 0
+    assert sites_cli("add", "http://127.0.0.1:1/", "--id", "one")[0] == 0
+    assert sites_cli("add", "http://127.0.0.1:2/", "--id", "two")[0] == 0
     catalog = SiteStore(SiteStoreSettings(), client=ssm_client).load()
     assert {s.id for s in catalog.sites} == {"one", "two"}
 
@@ -397,11 +385,8 @@ def test_two_people_adding_different_sites_keep_both(ssm_client: SSMClient, run:
 def test_the_command_line_edits_a_moto_server_through_aws_endpoint_url(
     aws_environment: None,
 ) -> None:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {**os.environ, "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+    with moto_server() as endpoint:
+        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
         command = [sys.executable, "-m", "webchecker", "sites"]
         added = subprocess.run(
             [*command, "add", "http://127.0.0.1:8080/", "--id", "local"],
@@ -413,5 +398,3 @@ def test_the_command_line_edits_a_moto_server_through_aws_endpoint_url(
         )
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout.splitlines()[1].split()[:2] == ["local", "http://127.0.0.1:8080/"]
-    finally:
-        server.stop()

@@ -9,64 +9,46 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from moto.server import ThreadedMotoServer
 
-from tests.fixtures.aws import put_parameters, snapshot_parameters
-from webchecker.cli import main
-from webchecker.schedule.catalog import SiteStore, SiteStoreSettings
-from webchecker.sites import Site
+from tests.fixtures.aws import (
+    SitesCli,
+    moto_server,
+    put_parameters,
+    snapshot_parameters,
+    stored_site,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 ROOT = "/webchecker/sites"
 URL = "http://127.0.0.1/"
-Run = Callable[..., tuple[int, str, str]]
 # os.fsdecode(b"\xff"): how Python hands a non-UTF-8 argument to the program
 NOT_UTF8 = b"caf\xe9".decode("utf-8", "surrogateescape")
 
 
-@pytest.fixture
-def run(ssm_client: SSMClient, capsys: pytest.CaptureFixture[str]) -> Run:
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(["sites", *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
-
-
-def stored(client: SSMClient, site_id: str) -> Site:
-    (site,) = [
-        s for s in SiteStore(SiteStoreSettings(), client=client).load().sites if s.id == site_id
-    ]
-    return site
-
-
-def test_add_and_set_the_alert_settings(ssm_client: SSMClient, run: Run) -> None:
-    code, out, err = run(
+def test_add_and_set_the_alert_settings(ssm_client: SSMClient, sites_cli: SitesCli) -> None:
+    code, out, err = sites_cli(
         "add", "http://127.0.0.1:8001/", "--id", "shop", "--tag", "prod,eu", "--tag", "team-a",
         "--failure-threshold", "3", "--success-threshold", "1", "--no-alerts",
     )  # fmt: skip
     assert code == 0, err
-    site = stored(ssm_client, "shop")
+    site = stored_site(ssm_client, "shop")
     assert site.tags == ("prod", "eu", "team-a")
     assert (site.failure_threshold, site.success_threshold, site.alerts) == (3, 1, False)
 
-    assert run("set", "shop", "tags=web", "failure_threshold=5", "alerts=true")[0] == 0
-    site = stored(ssm_client, "shop")
+    assert sites_cli("set", "shop", "tags=web", "failure_threshold=5", "alerts=true")[0] == 0
+    site = stored_site(ssm_client, "shop")
     assert (site.tags, site.failure_threshold, site.alerts) == (("web",), 5, True)
-    assert run("set", "shop", 'tags=["a", "b"]', "success_threshold=")[0] == 0
-    site = stored(ssm_client, "shop")
+    assert sites_cli("set", "shop", 'tags=["a", "b"]', "success_threshold=")[0] == 0
+    site = stored_site(ssm_client, "shop")
     assert (site.tags, site.success_threshold) == (("a", "b"), 2)
 
-    code, out, _ = run("export")
+    code, out, _ = sites_cli("export")
     (exported,) = json.loads(out)
     assert exported["tags"] == ["a", "b"]
     assert (exported["failure_threshold"], exported["alerts"]) == (5, True)
@@ -94,11 +76,11 @@ def test_add_and_set_the_alert_settings(ssm_client: SSMClient, run: Run) -> None
     ],
 )  # fmt: skip
 def test_hostile_arguments_are_refused_naming_the_field(
-    ssm_client: SSMClient, run: Run, args: list[str], field: str
+    ssm_client: SSMClient, sites_cli: SitesCli, args: list[str], field: str
 ) -> None:
     put_parameters(ssm_client, {f"{ROOT}/alpha": {"url": "http://127.0.0.1:8001/"}})
     before = snapshot_parameters(ssm_client)
-    code, out, err = run(*args)
+    code, out, err = sites_cli(*args)
     assert (code, out) == (2, "")
     assert err.startswith(f"webchecker: error: {field}: ")
     assert len(err) < 1000
@@ -107,7 +89,7 @@ def test_hostile_arguments_are_refused_naming_the_field(
 
 
 def test_a_stored_site_with_a_lone_surrogate_is_listed_as_invalid(
-    ssm_client: SSMClient, run: Run
+    ssm_client: SSMClient, sites_cli: SitesCli
 ) -> None:
     # plain ASCII JSON: the escape only becomes a lone surrogate when parsed
     put_parameters(
@@ -117,11 +99,11 @@ def test_a_stored_site_with_a_lone_surrogate_is_listed_as_invalid(
             f"{ROOT}/good": {"url": "http://127.0.0.1:8001/"},
         },
     )
-    code, out, err = run("list")
+    code, out, err = sites_cli("list")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == ["ID", "good"]
     assert f"{ROOT}/bad: url: contains a lone surrogate" in err
-    code, out, _ = run("export")
+    code, out, _ = sites_cli("export")
     assert [site["id"] for site in json.loads(out)] == ["good"]
 
 
@@ -137,12 +119,12 @@ def test_a_stored_site_with_a_lone_surrogate_is_listed_as_invalid(
     ],
 )
 def test_import_refuses_non_finite_huge_and_invalid_unicode_values(
-    ssm_client: SSMClient, run: Run, tmp_path: Path, content: str, message: str
+    ssm_client: SSMClient, sites_cli: SitesCli, tmp_path: Path, content: str, message: str
 ) -> None:
     file = tmp_path / "sites.yaml"
     file.write_text(content)
     before = snapshot_parameters(ssm_client)
-    code, out, err = run("import", str(file))
+    code, out, err = sites_cli("import", str(file))
     assert (code, out) == (2, "")
     assert message in err
     assert len(err) < 1000
@@ -153,11 +135,8 @@ def test_a_real_process_given_non_utf8_arguments_refuses_them_and_lists_fine(
     aws_environment: None,
 ) -> None:
     """Issue 9 item 3 as a user meets it: bytes that are not UTF-8 on the command line."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {**os.environ, "AWS_ENDPOINT_URL": f"http://{host}:{port}", "LC_ALL": "C.UTF-8"}
+    with moto_server() as endpoint:
+        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "LC_ALL": "C.UTF-8"}
         command = [os.fsencode(sys.executable), b"-m", b"webchecker", b"sites"]
         added = subprocess.run(
             [*command, b"add", b"http://127.0.0.1:8080/caf\xe9", b"--id", b"bad"],
@@ -169,5 +148,3 @@ def test_a_real_process_given_non_utf8_arguments_refuses_them_and_lists_fine(
         listed = subprocess.run([*command, b"list"], env=env, capture_output=True, check=False)
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout.splitlines() == [b"ID  URL  INTERVAL  ENABLED  PARAMETER"]
-    finally:
-        server.stop()

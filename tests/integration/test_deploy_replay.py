@@ -12,9 +12,9 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 
+from tests.fixtures.aws import s3_with_bucket
 from tests.messages import failed_message, message, msk_event, records
 from webchecker.cli import main
 from webchecker.exceptions import InvalidEvent, StoreUnavailable, WebcheckerError
@@ -48,11 +48,7 @@ def failure_document(event: dict[str, Any], *, payload_as_text: bool = True) -> 
 
 @pytest.fixture
 def s3(aws: None) -> S3Client:
-    client = boto3.client("s3")
-    client.create_bucket(
-        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
-    return client
+    return s3_with_bucket(BUCKET)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -25,17 +26,22 @@ STACK = """{"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitCondition
  "Outputs": {"Where": {"Value": "%s"}}}"""
 
 
+def cloudformation(aws: EmbeddedAws, region: str) -> Any:
+    """A CloudFormation client on the embedded moto server, in ``region``."""
+    return boto3.client(
+        "cloudformation",
+        endpoint_url=aws.endpoint_url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 @pytest.fixture
 def account(tmp_path: Path) -> Iterator[EmbeddedAws]:
     with EmbeddedAws(log_path=tmp_path / "moto.log") as aws:
         for region in ("eu-west-1", "eu-central-1"):
-            client = boto3.client(
-                "cloudformation",
-                endpoint_url=aws.endpoint_url,
-                region_name=region,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-            )
+            client = cloudformation(aws, region)
             for stack in ("webchecker-prod", "webchecker-staging"):
                 client.create_stack(StackName=stack, TemplateBody=STACK % f"{stack}@{region}")
         yield aws
@@ -95,13 +101,7 @@ def test_sam_delete_removes_the_environments_stack_in_the_configured_region_only
     assert result.returncode == 0, result.stderr + result.stdout
 
     def stacks(region: str) -> set[str]:
-        client = boto3.client(
-            "cloudformation",
-            endpoint_url=account.endpoint_url,
-            region_name=region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        client = cloudformation(account, region)
         live = client.list_stacks(StackStatusFilter=["CREATE_COMPLETE"])["StackSummaries"]
         return {s["StackName"] for s in live}
 

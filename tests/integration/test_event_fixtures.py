@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.aws import put_parameters
+from tests.fixtures.aws import put_parameters, s3_with_bucket
 from webchecker.check import guard
 from webchecker.check.transport import KafkaSettings, read_messages
 from webchecker.local.invoke import Invocation, invoke
@@ -116,12 +116,7 @@ def test_writer_fixture(name: str, database_url: str) -> None:
 
 @pytest.mark.postgres
 def test_statuspage_fixture(aws: None, database_url: str) -> None:
-    import boto3
-
-    s3 = boto3.client("s3", region_name="eu-west-1")
-    s3.create_bucket(
-        Bucket="status-page", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
+    s3 = s3_with_bucket("status-page")
     event = json.loads((ROOT / "events" / "statuspage-scheduled.json").read_text())
 
     result = run(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 from datetime import UTC, datetime
 from types import ModuleType
@@ -18,7 +17,7 @@ import pytest
 from aws_lambda_powertools import Metrics
 
 from tests.fixtures.aws import InvokeRecorder, put_parameters, unreachable_lambda_client
-from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event
+from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event, restore_logger
 from webchecker.exceptions import FanoutError
 from webchecker.schedule.catalog import SiteStore
 from webchecker.schedule.fanout import LambdaInvoker
@@ -47,11 +46,7 @@ def load_app(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
     # moment (an earlier test's capture), and the handler rewires "webchecker" to it: start
     # both afresh for this test, and put them back afterwards.
     for name in (SERVICE, "webchecker"):
-        configured = logging.getLogger(name)
-        monkeypatch.setattr(configured, "handlers", [])
-        monkeypatch.setattr(configured, "propagate", configured.propagate)
-        for attribute in ("init", "powertools_handler"):
-            monkeypatch.setattr(configured, attribute, None, raising=False)
+        restore_logger(monkeypatch, name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return cold_start("scheduler")

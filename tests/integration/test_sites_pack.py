@@ -4,16 +4,13 @@ moto. Packing never loses, doubles or changes a site; packed sites stay editable
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fixtures.aws import put_parameters, snapshot_parameters
-from webchecker.cli import main
+from tests.fixtures.aws import SitesCli, put_parameters, snapshot_parameters
 from webchecker.schedule import packing
 from webchecker.schedule.catalog import SiteStore, SiteStoreSettings
 from webchecker.sites import SiteCatalog
@@ -22,18 +19,6 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 ROOT = "/webchecker/sites"
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(ssm_client: SSMClient, capsys: pytest.CaptureFixture[str]) -> Run:
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(["sites", *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def load(client: SSMClient) -> SiteCatalog:
@@ -64,12 +49,12 @@ def seed(client: SSMClient, count: int) -> None:
 
 
 def test_packing_keeps_every_site_and_fits_the_standard_tier(
-    ssm_client: SSMClient, run: Run
+    ssm_client: SSMClient, sites_cli: SitesCli
 ) -> None:
     seed(ssm_client, 300)
     before = load(ssm_client)
 
-    code, out, _ = run("pack")
+    code, out, _ = sites_cli("pack")
 
     assert code == 0
     after = load(ssm_client)
@@ -89,13 +74,13 @@ def test_packing_keeps_every_site_and_fits_the_standard_tier(
     assert f"packed 300 parameters into {len(packs)}" in out
 
 
-def test_a_packed_site_is_still_edited_alone(ssm_client: SSMClient, run: Run) -> None:
+def test_a_packed_site_is_still_edited_alone(ssm_client: SSMClient, sites_cli: SitesCli) -> None:
     seed(ssm_client, 40)
-    run("pack")
+    sites_cli("pack")
 
-    code, _, _ = run("set", "site-0003", "interval=600")
+    code, _, _ = sites_cli("set", "site-0003", "interval=600")
     assert code == 0
-    code, _, _ = run("disable", "site-0004")
+    code, _, _ = sites_cli("disable", "site-0004")
     assert code == 0
 
     sites = {s.id: s for s in load(ssm_client).sites}
@@ -105,24 +90,24 @@ def test_a_packed_site_is_still_edited_alone(ssm_client: SSMClient, run: Run) ->
     assert len(sites) == 42
 
 
-def test_dry_run_writes_nothing(ssm_client: SSMClient, run: Run) -> None:
+def test_dry_run_writes_nothing(ssm_client: SSMClient, sites_cli: SitesCli) -> None:
     seed(ssm_client, 30)
     before = snapshot_parameters(ssm_client, ROOT)
-    code, out, _ = run("pack", "--dry-run")
+    code, out, _ = sites_cli("pack", "--dry-run")
     assert code == 0
     assert "would pack 30 parameters" in out
     assert snapshot_parameters(ssm_client, ROOT) == before
 
 
 def test_packing_again_continues_the_numbering_and_packs_only_new_sites(
-    ssm_client: SSMClient, run: Run
+    ssm_client: SSMClient, sites_cli: SitesCli
 ) -> None:
     seed(ssm_client, 20)
-    run("pack")
+    sites_cli("pack")
     first = {n for n in snapshot_parameters(ssm_client, ROOT) if "/packed/" in n}
     put_parameters(ssm_client, {f"{ROOT}/late": {"url": "https://late.example.com/"}})
 
-    code, out, _ = run("pack")
+    code, out, _ = sites_cli("pack")
 
     assert code == 0
     assert "packed 1 parameters into 1" in out
@@ -181,7 +166,7 @@ def test_every_pack_fits_and_every_single_is_packed_once_or_kept(
 
 
 def test_import_packed_writes_new_sites_into_packs_and_updates_others_in_place(
-    ssm_client: SSMClient, run: Run, tmp_path: Path
+    ssm_client: SSMClient, sites_cli: SitesCli, tmp_path: Path
 ) -> None:
     put_parameters(ssm_client, {f"{ROOT}/old": {"url": "https://old.example.com/"}})
     big = {"id": "big", "url": "https://big.example.com/", "body": "x" * 5000}
@@ -191,7 +176,7 @@ def test_import_packed_writes_new_sites_into_packs_and_updates_others_in_place(
     source = tmp_path / "sites.json"
     source.write_text(json.dumps(entries))
 
-    code, out, _ = run("import", "--packed", str(source))
+    code, out, _ = sites_cli("import", "--packed", str(source))
 
     assert code == 0, out
     assert "imported 122 sites: 121 added, 1 updated, 0 unchanged" in out

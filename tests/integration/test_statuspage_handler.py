@@ -5,16 +5,15 @@ later run with the same data rewrites only index.html and status.json."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-import boto3
 import pytest
 
-from tests.fixtures.lambda_context import FakeLambdaContext, cold_start
+from tests.fixtures.aws import s3_with_bucket
+from tests.fixtures.lambda_context import FakeLambdaContext, load_app
 from tests.messages import failed_message, message, records
 from webchecker.exceptions import ConfigurationError, StatusPageError
 from webchecker.page.publish import S3Publisher
@@ -35,30 +34,12 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 @pytest.fixture
 def s3(aws: None) -> S3Client:
-    client: S3Client = boto3.client("s3", region_name="eu-west-1")
-    client.create_bucket(
-        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
-    return client
-
-
-def load_app(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
-    """Imports functions/statuspage/app.py afresh (its cold start reads the environment)."""
-    service_logger = logging.getLogger("webchecker")
-    monkeypatch.setattr(service_logger, "handlers", [])
-    monkeypatch.setattr(service_logger, "propagate", service_logger.propagate)
-    monkeypatch.setattr(service_logger, "level", service_logger.level)
-    for attribute in ("init", "powertools_handler"):
-        monkeypatch.setattr(service_logger, attribute, None, raising=False)
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return cold_start("statuspage")
+    return s3_with_bucket(BUCKET)
 
 
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch, database_url: str, s3: S3Client) -> Iterator[ModuleType]:
-    module = load_app(monkeypatch, DATABASE_URL=database_url, STATUS_BUCKET=BUCKET)
+    module = load_app(monkeypatch, "statuspage", DATABASE_URL=database_url, STATUS_BUCKET=BUCKET)
     yield module
     module.PAGE.close()
 
@@ -194,7 +175,7 @@ def test_cold_start_without_a_bucket_fails_naming_the_variable(
 ) -> None:
     monkeypatch.delenv("STATUS_BUCKET", raising=False)
     with pytest.raises(ConfigurationError, match="STATUS_BUCKET"):
-        load_app(monkeypatch, DATABASE_URL=database_url)
+        load_app(monkeypatch, "statuspage", DATABASE_URL=database_url)
 
 
 def test_cold_start_with_a_bad_selection_fails_naming_the_variable(
@@ -202,7 +183,11 @@ def test_cold_start_with_a_bad_selection_fails_naming_the_variable(
 ) -> None:
     with pytest.raises(ConfigurationError, match="STATUS_PAGE_TAGS"):
         load_app(
-            monkeypatch, DATABASE_URL=database_url, STATUS_BUCKET=BUCKET, STATUS_PAGE_TAGS="<x>"
+            monkeypatch,
+            "statuspage",
+            DATABASE_URL=database_url,
+            STATUS_BUCKET=BUCKET,
+            STATUS_PAGE_TAGS="<x>",
         )
 
 

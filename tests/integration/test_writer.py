@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event
+from tests.fixtures.lambda_context import FakeLambdaContext, load_event
+from tests.fixtures.lambda_context import load_app as load_lambda_app
 from tests.messages import BASE_TIME, failed_message, message, msk_event, records
 from webchecker.exceptions import StoreUnavailable
 from webchecker.histogram import bucket_of
@@ -30,26 +30,16 @@ pytestmark = pytest.mark.postgres
 
 def load_app(monkeypatch: pytest.MonkeyPatch, database_url: str, **env: str) -> ModuleType:
     """Imports functions/writer/app.py afresh: its cold start reads the environment."""
-    # Powertools takes over the "webchecker" logger at a cold start: restore it afterwards
-    service_logger = logging.getLogger("webchecker")
-    monkeypatch.setattr(service_logger, "handlers", [])
-    monkeypatch.setattr(service_logger, "propagate", service_logger.propagate)
-    monkeypatch.setattr(service_logger, "level", service_logger.level)
-    for attribute in ("init", "powertools_handler"):
-        monkeypatch.setattr(service_logger, attribute, None, raising=False)
     settings = {
         "DATABASE_URL": database_url,
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
         # disabled metrics are never cleared, and Powertools serialises them by itself at
         # 100 values of a metric (without looking at the switch): that needs a namespace
         "POWERTOOLS_METRICS_NAMESPACE": "Webchecker",
         "POWERTOOLS_SERVICE_NAME": "webchecker",
         **env,
     }
-    for name, value in settings.items():
-        monkeypatch.setenv(name, value)
-    return cold_start("writer")
+    return load_lambda_app(monkeypatch, "writer", **settings)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from webchecker.histogram import BOUNDS_MS, BUCKETS, describe_bounds, percentile, percentile_bucket
-from webchecker.results import format_timestamp
+from webchecker.results import format_optional_timestamp
 from webchecker.store.database import Database, quote_identifier
 
 _DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])")
@@ -85,10 +85,10 @@ class SiteReport:
             "p50_bucket_ms": _bucket(self.p50_bucket_ms),
             "p95_bucket_ms": _bucket(self.p95_bucket_ms),
             "p99_bucket_ms": _bucket(self.p99_bucket_ms),
-            "last_checked_at": _timestamp(self.last_checked_at),
+            "last_checked_at": format_optional_timestamp(self.last_checked_at),
             "last_status_code": self.last_status_code,
             "last_error": self.last_error,
-            "last_error_at": _timestamp(self.last_error_at),
+            "last_error_at": format_optional_timestamp(self.last_error_at),
             "last_error_detail": self.last_error_detail,
             "state": self.state,
             "state_since": _timestamp(self.state_since),
@@ -286,7 +286,3 @@ def _bucket(bucket: tuple[float, float] | None) -> list[float] | None:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
-
-
-def _timestamp(moment: datetime | None) -> str | None:
-    return None if moment is None else format_timestamp(moment)

@@ -196,6 +196,11 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def format_optional_timestamp(moment: datetime | None) -> str | None:
+    """``format_timestamp``, with None (never happened) passed through."""
+    return None if moment is None else format_timestamp(moment)
+
+
 def parse_timestamp(text: str) -> datetime:
     """Parses an RFC 3339 timestamp with an offset (``Z`` or ``+hh:mm``) into UTC."""
     moment = datetime.fromisoformat(text)
@@ -271,26 +276,23 @@ def _text(value: object) -> str:
     return value
 
 
-def _site_id(value: object) -> str:
-    # the site model's limit: within it, every index on site_id holds the row
-    text = _text(value)
-    if len(text) > MAX_SITE_ID:
-        raise ValueError(f"must be at most {MAX_SITE_ID} characters (a site id)")
-    return text
+def _text_of_at_most(limit: int, note: str = "") -> Callable[[object], str]:
+    """A converter for text (as ``_text``) of at most ``limit`` characters; ``note`` says
+    where the limit comes from."""
+
+    def convert(value: object) -> str:
+        text = _text(value)
+        if len(text) > limit:
+            raise ValueError(f"must be at most {limit} characters{note}")
+        return text
+
+    return convert
 
 
-def _url(value: object) -> str:
-    text = _text(value)
-    if len(text) > MAX_URL_LENGTH:
-        raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
-    return text
-
-
-def _region(value: object) -> str:
-    text = _text(value)
-    if len(text) > MAX_REGION:
-        raise ValueError(f"must be at most {MAX_REGION} characters")
-    return text
+# the site model's limit: within it, every index on site_id holds the row
+_site_id = _text_of_at_most(MAX_SITE_ID, " (a site id)")
+_url = _text_of_at_most(MAX_URL_LENGTH)
+_region = _text_of_at_most(MAX_REGION)
 
 
 def _bool(value: object) -> bool:

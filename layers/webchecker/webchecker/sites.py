@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import re2
@@ -292,13 +292,16 @@ def _url(value: object) -> str:
     return value
 
 
+def _is_whole_number(value: object) -> TypeGuard[int | float]:
+    """``60`` or ``60.0``: not a bool, not NaN or infinite, nothing after the point."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not isinstance(value, float) or (math.isfinite(value) and value.is_integer())
+
+
 def _whole_number(value: object, field: str, low: int, high: int) -> int:
     """A finite whole number (``60`` or ``60.0``) within ``low..high``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
-    ):
+    if not _is_whole_number(value):
         raise SiteError(f"must be a whole number, got {_shown(value)}", field=field)
     if not low <= value <= high:
         raise SiteError(f"must be between {low} and {high}, got {_shown(value)}", field=field)
@@ -306,11 +309,7 @@ def _whole_number(value: object, field: str, low: int, high: int) -> int:
 
 
 def _interval(value: object) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
-    ):
+    if not _is_whole_number(value):
         raise SiteError(f"must be a whole number of seconds, got {_shown(value)}", field="interval")
     if not MIN_INTERVAL <= value <= MAX_INTERVAL or value % 60:
         raise SiteError(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,15 @@ def database_settings(args: argparse.Namespace) -> DatabaseSettings:
     return DatabaseSettings.from_url(
         database_url(args.data_dir), schema=os.environ.get("DB_SCHEMA") or "webchecker"
     )
+
+
+@contextmanager
+def migrated_database(args: argparse.Namespace) -> Iterator[Database]:
+    """The database of ``database_settings(args)``, migrated first: for the commands that
+    read or edit it, so that a fresh database reads as empty rather than failing."""
+    with Database(database_settings(args)) as database:
+        migrate(database)
+        yield database
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

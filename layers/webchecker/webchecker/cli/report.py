@@ -13,11 +13,9 @@ import argparse
 import json
 from typing import Any
 
-from webchecker.cli.db import add_database_arguments, database_settings
+from webchecker.cli.db import add_database_arguments, migrated_database
 from webchecker.exceptions import ConfigurationError
 from webchecker.report import build_report, format_table, parse_since
-from webchecker.store.database import Database
-from webchecker.store.migrations import migrate
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -42,8 +40,7 @@ def _report(args: argparse.Namespace) -> int:
         since = parse_since(args.since)
     except ValueError as error:
         raise ConfigurationError(f"--since {error}") from None
-    with Database(database_settings(args)) as database:
-        migrate(database)  # a fresh database reports "no checks" rather than failing
+    with migrated_database(args) as database:  # a fresh database reports "no checks"
         reports = build_report(database, since=since, site_id=args.site)
     if args.json:
         print(json.dumps([report.to_json() for report in reports], indent=2))

@@ -173,10 +173,17 @@ class _Context:
         raise SiteError(f"no site {site_id!r} under {self.store.settings.path}", field="id")
 
 
-def _context(args: argparse.Namespace) -> _Context:
+def _settings(args: argparse.Namespace) -> SiteStoreSettings:
+    """The environment's settings (read, and so checked, even with ``--path``), or the
+    defaults with ``--path`` when it is given."""
     settings = SiteStoreSettings.from_env()
     if args.path:
         settings = SiteStoreSettings(path=args.path.rstrip("/") or "/")
+    return settings
+
+
+def _context(args: argparse.Namespace) -> _Context:
+    settings = _settings(args)
     store = SiteStore(settings)
     catalog, where = store.locate()
     return _Context(store=store, catalog=catalog, where=where)
@@ -427,9 +434,7 @@ def _import(args: argparse.Namespace) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     """Packs single-site parameters (see ``webchecker.schedule.packing``)."""
-    settings = SiteStoreSettings.from_env()
-    if args.path:
-        settings = SiteStoreSettings(path=args.path.rstrip("/") or "/")
+    settings = _settings(args)
     store = SiteStore(settings)
     listing = packing.read_listing(store.client, settings.path)
     plan = packing.plan_packs(listing, settings.path)

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from webchecker.page.model import WINDOWS, Incident, SiteStatus, StatusModel
-from webchecker.results import format_timestamp
+from webchecker.results import format_optional_timestamp, format_timestamp
 
 UPTIME_DIGITS = 3  # percent: 99.999 tells five nines apart
 MINUTE_DIGITS = 1
@@ -35,7 +35,7 @@ def site_document(
         "url": site.url,
         "tags": list(site.tags),
         "state": site.state,
-        "since": _timestamp(site.since),
+        "since": format_optional_timestamp(site.since),
         "uptime": {name: _round(site.uptime[name], UPTIME_DIGITS) for name, _ in WINDOWS},
         "days": [
             {
@@ -50,7 +50,7 @@ def site_document(
             "p95": _round(site.latency_p95_ms, LATENCY_DIGITS),
         },
         "incidents": [incident_document(incident, now) for incident in site.incidents],
-        "certificate_expires_at": _timestamp(site.certificate_expires_at),
+        "certificate_expires_at": format_optional_timestamp(site.certificate_expires_at),
     }
 
 
@@ -58,7 +58,7 @@ def incident_document(incident: Incident, now: datetime) -> dict[str, Any]:
     return {
         "incident_id": incident.incident_id,
         "opened_at": format_timestamp(incident.opened_at),
-        "resolved_at": _timestamp(incident.resolved_at),
+        "resolved_at": format_optional_timestamp(incident.resolved_at),
         "duration_seconds": round(incident.duration(now).total_seconds()),
         "error": incident.error,
         "error_detail": incident.error_detail,
@@ -72,7 +72,3 @@ def render_json(model: StatusModel) -> bytes:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
-
-
-def _timestamp(moment: datetime | None) -> str | None:
-    return None if moment is None else format_timestamp(moment)

@@ -39,18 +39,18 @@ class DeployConfig:
 
     @property
     def region(self) -> str | None:
-        for command in ("global", "deploy"):
-            region = self.sections.get(command, {}).get("region")
-            if region:
-                return str(region)
-        return None
+        return self._deploy_setting("region")
 
     @property
     def stack_name(self) -> str | None:
+        return self._deploy_setting("stack_name")
+
+    def _deploy_setting(self, key: str) -> str | None:
+        """``key`` from the environment's [global] section, else from its [deploy] one."""
         for command in ("global", "deploy"):
-            name = self.sections.get(command, {}).get("stack_name")
-            if name:
-                return str(name)
+            value = self.sections.get(command, {}).get(key)
+            if value:
+                return str(value)
         return None
 
 

@@ -36,6 +36,7 @@ from webchecker.sites import SITE_ID_PATTERN, Site, SiteCatalog, load_sites
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_ssm.type_defs import ParameterTypeDef
 
 DEFAULT_SITES_PATH = "/webchecker/sites"
 # Powertools' own default; the scheduler runs every minute, so edits apply within 5 minutes
@@ -75,6 +76,16 @@ class StoredParameter:
     value: str
     secure: bool
     version: int
+
+    @classmethod
+    def from_api(cls, name: str, found: ParameterTypeDef) -> StoredParameter:
+        """The parameter ``name`` as GetParameter(s) returned it."""
+        return cls(
+            name=name,
+            value=found.get("Value", ""),
+            secure=found.get("Type") == "SecureString",
+            version=int(found.get("Version", 0)),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,12 +239,7 @@ class SiteStore:
             for page in pages:
                 for found in page.get("Parameters", []):
                     name = found.get("Name", "")
-                    parameters[name] = StoredParameter(
-                        name=name,
-                        value=found.get("Value", ""),
-                        secure=found.get("Type") == "SecureString",
-                        version=int(found.get("Version", 0)),
-                    )
+                    parameters[name] = StoredParameter.from_api(name, found)
         except (ClientError, BotoCoreError) as error:
             raise SiteStoreError(f"cannot read {self.settings.path}: {_describe(error)}") from error
         return parameters
@@ -267,12 +273,7 @@ class SiteStore:
             raise SiteStoreError(f"cannot read {name}: {_describe(error)}") from error
         except BotoCoreError as error:
             raise SiteStoreError(f"cannot read {name}: {error}") from error
-        return StoredParameter(
-            name=name,
-            value=found.get("Value", ""),
-            secure=found.get("Type") == "SecureString",
-            version=int(found.get("Version", 0)),
-        )
+        return StoredParameter.from_api(name, found)
 
     def create(self, name: str, value: str, *, secure: bool) -> None:
         """Writes a new parameter; refuses if it exists (someone else created it first)."""
