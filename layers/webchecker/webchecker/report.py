@@ -91,7 +91,7 @@ class SiteReport:
             "last_error_at": format_optional_timestamp(self.last_error_at),
             "last_error_detail": self.last_error_detail,
             "state": self.state,
-            "state_since": _timestamp(self.state_since),
+            "state_since": format_optional_timestamp(self.state_since),
         }
 
 
