@@ -123,7 +123,14 @@ def test_statuspage_fixture(aws: None, database_url: str) -> None:
         "statuspage", event, {"DATABASE_URL": database_url, "STATUS_BUCKET": "status-page"}
     )
 
-    assert result == {"sites": 0, "files": 2, "bytes": result["bytes"]}
+    assert result == {
+        "sites": 0,
+        "files": 2,
+        "bytes": result["bytes"],
+        "written": 2,
+        "unchanged": 0,
+        "deleted": 0,
+    }
     keys = {item["Key"] for item in s3.list_objects_v2(Bucket="status-page")["Contents"]}
     assert keys == {"index.html", "status.json"}
 
