@@ -8,7 +8,7 @@ A page asks for one row more than it returns, to know whether there is a next on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,6 +57,37 @@ class Page:
 
     rows: list[dict[str, Any]]
     after: tuple[datetime, str] | None
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[Sequence[Any]],
+        limit: int,
+        item: Callable[[Sequence[Any]], dict[str, Any]],
+        position: Callable[[Sequence[Any]], tuple[datetime, str]],
+    ) -> Page:
+        """The page of a query that asked for ``limit + 1`` rows: the extra row only says
+        that there is a next page, which starts after the last row shown."""
+        shown = rows[:limit]
+        more = len(rows) > limit
+        return cls([item(row) for row in shown], position(shown[-1]) if more else None)
+
+
+def _after(
+    conditions: list[str],
+    params: dict[str, Any],
+    after: tuple[datetime, str] | None,
+    *,
+    at: str,
+    key: str,
+) -> None:
+    """Adds the keyset condition "after this position" in the index order (``at`` DESC,
+    ``key`` DESC): the first condition is the index's range, the second breaks ties."""
+    if after is None:
+        return
+    conditions.append(f"{at} <= :after_at")
+    conditions.append(f"({at}, {key}) < (:after_at, CAST(:after_id AS uuid))")
+    params["after_at"], params["after_id"] = after
 
 
 def _json(value: Any) -> Any:
@@ -155,23 +186,17 @@ class ResultsReader:
         if until is not None:
             conditions.append("checked_at < :until")
             params["until"] = until
-        if after is not None:
-            # the first condition is the index's range, the second breaks ties on check_id
-            conditions.append("checked_at <= :after_at")
-            conditions.append("(checked_at, check_id) < (:after_at, CAST(:after_id AS uuid))")
-            params["after_at"], params["after_id"] = after
+        _after(conditions, params, after, at="checked_at", key="check_id")
         sql = (
             f"SELECT {CHECK_SELECT}, {_CURSOR_AT} FROM {self._schema}.checks"
             f" WHERE {' AND '.join(conditions)}"
             " ORDER BY checked_at DESC, check_id DESC LIMIT :n"
         )
-        rows = self._read(sql, **params)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        last = rows[-1] if more else None
-        return Page(
-            [check_message(row) for row in rows],
-            None if last is None else (datetime.fromisoformat(last[-1]), str(last[0])),
+        return Page.of(
+            self._read(sql, **params),
+            limit,
+            check_message,
+            lambda row: (datetime.fromisoformat(row[-1]), str(row[0])),
         )
 
     def explain_checks(self, site_id: str, *, limit: int) -> list[str]:
@@ -204,22 +229,15 @@ class ResultsReader:
             conditions.append("resolved_at IS NULL")
         elif state == "resolved":
             conditions.append("resolved_at IS NOT NULL")
-        if after is not None:
-            conditions.append("opened_at <= :after_at")
-            conditions.append("(opened_at, incident_id) < (:after_at, CAST(:after_id AS uuid))")
-            params["after_at"], params["after_id"] = after
+        _after(conditions, params, after, at="opened_at", key="incident_id")
         sql = (
             f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM {self._schema}.incidents"
             f" WHERE {' AND '.join(conditions)}"
             " ORDER BY opened_at DESC, incident_id DESC LIMIT :n"
         )
-        rows = self._read(sql, **params)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        last = rows[-1] if more else None
-        return Page(
-            [incident(row) for row in rows],
-            None if last is None else (last[INCIDENT_COLUMNS.index("opened_at")], str(last[0])),
+        opened_at = INCIDENT_COLUMNS.index("opened_at")
+        return Page.of(
+            self._read(sql, **params), limit, incident, lambda row: (row[opened_at], str(row[0]))
         )
 
     # -- maintenance windows -------------------------------------------------------------
