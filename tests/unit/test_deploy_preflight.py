@@ -147,6 +147,20 @@ def test_no_region_anywhere_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
     assert pinned.region == "eu-west-1"
 
 
+def test_the_deploy_section_wins_over_the_global_one(tmp_path: Path) -> None:
+    # The SAM CLI reads [env.deploy.parameters] over [env.global.parameters] for `sam deploy`:
+    # preflight and smoke must check the stack and region that deploy will really use.
+    extra = (
+        'region = "eu-west-1"\n[default.deploy.parameters]\n'
+        'region = "eu-central-1"\nstack_name = "webchecker-deployed"\n'
+    )
+    config = load_config(samconfig(tmp_path, [], extra=extra), "default")
+    assert config.region == "eu-central-1"
+    assert config.stack_name == "webchecker-deployed"
+    only_global = load_config(samconfig(tmp_path, [], extra='region = "eu-west-1"\n'), "default")
+    assert only_global.stack_name == "webchecker-dev"
+
+
 @pytest.mark.parametrize(
     ("wanted", "unreserved", "current", "ok"),
     [

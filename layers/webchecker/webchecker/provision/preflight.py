@@ -46,8 +46,9 @@ class DeployConfig:
         return self._deploy_setting("stack_name")
 
     def _deploy_setting(self, key: str) -> str | None:
-        """``key`` from the environment's [global] section, else from its [deploy] one."""
-        for command in ("global", "deploy"):
+        """``key`` from the environment's [deploy] section, else from its [global] one: as in
+        the SAM CLI, a command's own section wins over the shared one."""
+        for command in ("deploy", "global"):
             value = self.sections.get(command, {}).get(key)
             if value:
                 return str(value)
