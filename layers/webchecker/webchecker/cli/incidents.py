@@ -13,12 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from webchecker.alert.formatting import duration_text, reason
-from webchecker.cli.db import add_database_arguments, database_settings
+from webchecker.cli.db import add_database_arguments, migrated_database
 from webchecker.exceptions import ConfigurationError
 from webchecker.report import parse_since
-from webchecker.store.database import Database
 from webchecker.store.maintenance import IncidentRecord, list_incidents
-from webchecker.store.migrations import migrate
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -43,8 +41,7 @@ def _incidents(args: argparse.Namespace) -> int:
         since = parse_since(args.since, now=now)
     except ValueError as error:
         raise ConfigurationError(f"--since {error}") from None
-    with Database(database_settings(args)) as database:
-        migrate(database)
+    with migrated_database(args) as database:
         incidents = list_incidents(database, open_only=args.open, site_id=args.site, since=since)
     if args.json:
         print(json.dumps([incident.to_json() for incident in incidents], indent=2))

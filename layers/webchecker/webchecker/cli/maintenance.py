@@ -12,12 +12,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from webchecker.cli.db import add_database_arguments, database_settings
+from webchecker.cli.db import add_database_arguments, migrated_database
 from webchecker.exceptions import ConfigurationError
 from webchecker.report import parse_since
-from webchecker.store.database import Database
 from webchecker.store.maintenance import add_window, list_windows, new_window, remove_window
-from webchecker.store.migrations import migrate
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -77,8 +75,7 @@ def _add(args: argparse.Namespace) -> int:
     window = new_window(
         starts_at=starts, ends_at=ends, site_ids=args.site, tags=args.tag, reason=args.reason
     )
-    with Database(database_settings(args)) as database:
-        migrate(database)
+    with migrated_database(args) as database:
         add_window(database, window)
     if args.json:
         print(json.dumps(window.to_json(), indent=2))
@@ -92,8 +89,7 @@ def _span(window: dict[str, Any]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with Database(database_settings(args)) as database:
-        migrate(database)
+    with migrated_database(args) as database:
         windows = list_windows(database, ending_after=None if args.all else datetime.now(UTC))
     if args.json:
         print(json.dumps([window.to_json() for window in windows], indent=2))
@@ -107,8 +103,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    with Database(database_settings(args)) as database:
-        migrate(database)
+    with migrated_database(args) as database:
         if not remove_window(database, args.id):
             raise ConfigurationError(f"no maintenance window {args.id}")
     print(f"removed {args.id}")
