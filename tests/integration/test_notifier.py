@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -15,7 +14,8 @@ from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
 from tests.fixtures.aws import AWS_REGION
-from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, load_event
+from tests.fixtures.lambda_context import FakeLambdaContext, load_event
+from tests.fixtures.lambda_context import load_app as load_lambda_app
 from tests.messages import BASE_TIME, failed_message, message, records
 from webchecker.alert.formatting import MAX_SUBJECT
 from webchecker.alert.notifier import Notifier, NotifierSettings
@@ -369,15 +369,7 @@ def test_hostile_text_in_an_alert_still_gives_a_valid_subject(
 
 
 def load_app(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
-    service_logger = logging.getLogger("webchecker")
-    monkeypatch.setattr(service_logger, "handlers", [])
-    monkeypatch.setattr(service_logger, "propagate", service_logger.propagate)
-    monkeypatch.setattr(service_logger, "level", service_logger.level)
-    for attribute in ("init", "powertools_handler"):
-        monkeypatch.setattr(service_logger, attribute, None, raising=False)
-    for name, value in {"POWERTOOLS_METRICS_DISABLED": "true", **env}.items():
-        monkeypatch.setenv(name, value)
-    return cold_start("notifier")
+    return load_lambda_app(monkeypatch, "notifier", **env)
 
 
 def test_the_handler_publishes_on_the_scheduled_event(

@@ -7,7 +7,6 @@ only what it is about (the path, the query, the body, a header).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import AWS_REGION
-from tests.fixtures.lambda_context import FakeLambdaContext, cold_start
+from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, restore_logger
 from tests.messages import msk_event, records
 from webchecker.store.database import Database, DatabaseSettings
 from webchecker.store.migrations import migrate
@@ -92,16 +91,6 @@ class ApiClient:
         return reply
 
 
-def restore_service_logger(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Powertools takes over the "webchecker" logger at a cold start: undo it afterwards."""
-    service_logger = logging.getLogger("webchecker")
-    monkeypatch.setattr(service_logger, "handlers", [])
-    monkeypatch.setattr(service_logger, "propagate", service_logger.propagate)
-    monkeypatch.setattr(service_logger, "level", service_logger.level)
-    for attribute in ("init", "powertools_handler"):
-        monkeypatch.setattr(service_logger, attribute, None, raising=False)
-
-
 @pytest.fixture
 def sns_client(aws: None) -> SNSClient:
     client: SNSClient = boto3.client("sns", region_name=AWS_REGION)
@@ -128,7 +117,7 @@ def api_env(
     database_url: str,
     alert_topic: str,
 ) -> dict[str, str]:
-    restore_service_logger(monkeypatch)
+    restore_logger(monkeypatch)
     env = {
         "DATABASE_URL": database_url,
         "SITES_PATH": SITES_PATH,
@@ -152,7 +141,7 @@ def api(api_env: dict[str, str]) -> Iterator[ApiClient]:
 
 def write_checks(monkeypatch: pytest.MonkeyPatch, messages: list[dict[str, Any]]) -> dict[str, int]:
     """Stores check messages through the writer's real handler (DATABASE_URL as set)."""
-    restore_service_logger(monkeypatch)
+    restore_logger(monkeypatch)
     writer = cold_start("writer")
     try:
         result: dict[str, int] = writer.lambda_handler(
