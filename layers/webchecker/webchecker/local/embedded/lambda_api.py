@@ -313,6 +313,13 @@ class LambdaApi(Service):
             pool.shutdown(wait=True)
         self._pools.clear()
 
+    def worker_pids(self) -> dict[str, list[int]]:
+        """The process ids of each function's running containers (for CPU accounting)."""
+        return {
+            name: sorted(getattr(pool, "_processes", None) or {})
+            for name, pool in self._pools.items()
+        }
+
     def _new_pool(self, spec: FunctionSpec) -> ProcessPoolExecutor:
         log_path = str(self._log_dir / f"{spec.name}.log") if self._log_dir else None
         # spawn, not fork: the stack is multi-threaded (fork would copy held locks)
