@@ -1,6 +1,12 @@
-"""The status page of the local stack: rendered into ``STATE_DIR/status`` at every tick and
-served at ``/status/`` on the REST API's address (DESIGN.md), the local stand-in for S3 and
-CloudFront.
+"""The status page of the local stack: rendered into ``STATE_DIR/status`` at start and then
+on its own schedule, and served at ``/status/`` on the REST API's address (DESIGN.md), the
+local stand-in for S3 and CloudFront.
+
+The schedule is the statuspage function's in AWS (``StatusPageSchedule``, rate(5 minutes)):
+every ``every_ticks`` simulated minutes, in a thread of its own, as EventBridge would invoke
+that function next to the scheduler. Rendering 10,000 sites takes seconds of CPU, so it
+neither holds up the tick nor runs at every one (a run still going when the next one is due
+is skipped, like an overlapping invocation that would only redo the same work).
 
 The renderer is the one the statuspage function runs (``page.statuspage.StatusPage``), with a
 directory instead of the S3 bucket. ``response(event)`` answers a payload 2.0 request for
@@ -71,8 +77,13 @@ def _text(status: int, text: str, headers: Mapping[str, str] | None = None) -> d
     }
 
 
+#: Ticks (simulated minutes) between two renders: template.yaml's StatusPageSchedule.
+DEFAULT_EVERY_TICKS = 5
+
+
 class StatusSite(Service):
-    """Renders the page at start and on ``render()`` (each tick); ``response()`` serves it."""
+    """Renders the page at start, on ``render()`` and every ``every_ticks`` ticks (``tick()``,
+    in the background); ``response()`` serves it."""
 
     def __init__(
         self,
@@ -82,14 +93,20 @@ class StatusSite(Service):
         base_url: Callable[[], str] = lambda: "",
         schema: str = "webchecker",
         page: PageSettings | None = None,
+        every_ticks: int = DEFAULT_EVERY_TICKS,
     ) -> None:
+        if every_ticks < 1:
+            raise WebcheckerError(f"status page: every_ticks must be at least 1, got {every_ticks}")
         self.directory = directory
+        self.every_ticks = every_ticks
         self._database_url = database_url
         self._base_url = base_url
         self._schema = schema
         self._page_settings = page or PageSettings()
         self._page: StatusPage | None = None
         self._lock = threading.Lock()
+        self._ticks = 0
+        self._background: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -111,17 +128,42 @@ class StatusSite(Service):
 
     def render(self) -> bool:
         """Renders the page again; False (logged) when it could not be, the old page stays."""
-        if self._page is None:
-            return False
         with self._lock:
+            page = self._page
+            if page is None:
+                return False
             try:
-                self._page.publish()
+                page.publish()
             except WebcheckerError as error:
                 logger.warning("status page not rendered: %s", error)
                 return False
         return True
 
+    def tick(self) -> bool:
+        """Counts a scheduler tick; the second and then every ``every_ticks``-th start a render
+        in the background (unless the previous one is still running). True when one started."""
+        self._ticks += 1
+        # From the second tick on (the first tick's checks are stored by then), then every
+        # every_ticks: 2, 7, 12... with the default.
+        if self._page is None or (self._ticks - 2) % self.every_ticks:
+            return False
+        if self._background is not None and self._background.is_alive():
+            logger.info("status page: the previous render is still running; this one skipped")
+            return False
+        self._background = threading.Thread(target=self.render, name="status-page", daemon=True)
+        self._background.start()
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits for a background render; True when none is running."""
+        background = self._background
+        if background is not None:
+            background.join(timeout)
+            return not background.is_alive()
+        return True
+
     def stop(self) -> None:
+        self.wait(30)
         page, self._page = self._page, None
         if page is not None:
             with contextlib.suppress(Exception):

@@ -60,8 +60,15 @@ class DirectoryPublisher:
     directory: Path
 
     def publish(self, files: Files) -> Published:
+        """Writes the files whose content changed (each atomically); the others are left
+        alone, as the S3 publisher does (the local stack renders thousands of badges)."""
+        root = self.directory.resolve()
+        unchanged = 0
         for name, (content, _) in files.items():
-            target = _inside(self.directory, name)
+            target = _inside(root, name)
+            if _holds(target, content):
+                unchanged += 1
+                continue
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -71,7 +78,7 @@ class DirectoryPublisher:
                 os.replace(temporary, target)
             except OSError as error:
                 raise StatusPageError(f"cannot write {target}: {error}") from error
-        return Published(written=len(files))
+        return Published(written=len(files) - unchanged, unchanged=unchanged)
 
 
 class S3Publisher:
@@ -167,9 +174,19 @@ def _md5(content: bytes) -> str:
     return hashlib.md5(content, usedforsecurity=False).hexdigest()
 
 
-def _inside(directory: Path, name: str) -> Path:
-    """``directory / name``, refusing any name that would leave the directory."""
-    target = (directory / name).resolve()
-    if not target.is_relative_to(directory.resolve()):
-        raise StatusPageError(f"{name!r}: outside {directory}")
+def _holds(path: Path, content: bytes) -> bool:
+    """True when the file at ``path`` has exactly ``content``."""
+    try:
+        if path.stat().st_size != len(content):
+            return False
+        return path.read_bytes() == content
+    except OSError:
+        return False
+
+
+def _inside(root: Path, name: str) -> Path:
+    """``root / name`` (``root`` already resolved), refusing any name that would leave it."""
+    target = (root / name).resolve()
+    if not target.is_relative_to(root):
+        raise StatusPageError(f"{name!r}: outside {root}")
     return target
