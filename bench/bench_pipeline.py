@@ -44,7 +44,7 @@ from webchecker.local.stack import CHECKER, SCHEDULER, WRITER, LocalSettings, Lo
 from webchecker.sites import Site
 
 SITES = 10_000
-TICKS = 3
+TICKS = 5
 CHECKS_PER_INVOCATION = LocalSettings().checks_per_invocation
 SITES_PER_PARAMETER = 50  # arrays keep Parameter Store at 200 parameters
 BASELINE_SAMPLE = 200
@@ -95,18 +95,18 @@ class PeakMemory:
                     except psutil.Error:
                         continue
                 self.peaks[name] = max(self.peaks[name], total)
-            self._stop.wait(0.25)
+            self._stop.wait(1.0)  # PSS reads (smaps) cost the stack CPU: once a second
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
-    """User + system CPU seconds of each process so far (gone processes are left out)."""
-    seconds: dict[int, float] = {}
+def cpu_seconds(processes: list[psutil.Process]) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds of each process so far (gone processes are left out)."""
+    seconds: dict[int, tuple[float, float]] = {}
     for process in processes:
         try:
             times = process.cpu_times()
         except psutil.Error:
             continue
-        seconds[process.pid] = times.user + times.system
+        seconds[process.pid] = (times.user, times.system)
     return seconds
 
 
@@ -120,8 +120,9 @@ class CpuUsage:
 
     def __init__(self, components: dict[str, Callable[[], list[psutil.Process]]]) -> None:
         self.components = components
-        self._before: dict[str, dict[int, float]] = {}
+        self._before: dict[str, dict[int, tuple[float, float]]] = {}
         self.used: dict[str, float] = {}
+        self.system: dict[str, float] = {}  # the kernel's part of ``used``
         self.machine_busy = 0.0
         self._machine_before = 0.0
 
@@ -139,7 +140,9 @@ class CpuUsage:
         for name, find in self.components.items():
             before = self._before.get(name, {})
             after = cpu_seconds(find())
-            self.used[name] = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+            user = sum(u - before.get(pid, (0.0, 0.0))[0] for pid, (u, _) in after.items())
+            system = sum(k - before.get(pid, (0.0, 0.0))[1] for pid, (_, k) in after.items())
+            self.used[name], self.system[name] = user + system, system
 
 
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:
@@ -358,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pipeline_cpu = sum(cpu.used.values())
     cpu_lines = [
-        f"  {name}: {used:,.1f} ({used / expected * 1000:.2f})"
+        f"  {name}: {used:,.1f} ({used / expected * 1000:.2f}; "
+        f"{cpu.system[name] / max(used, 1e-9):.0%})"
         for name, used in sorted(cpu.used.items(), key=lambda item: -item[1])
     ]
     cpu_lines.append(
@@ -380,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"checker events dropped after retries: {failures}",
         f"- CPU while the checks ran ({elapsed:.1f} s; the machine's 2 cores were busy "
         f"{cpu.machine_busy:.1f} CPU-s in all, other tenants included), per component: "
-        "CPU-s (ms per check)",
+        "CPU-s (ms per check; the kernel's share)",
         *cpu_lines,
         "- peak memory (RSS; PostgreSQL as PSS summed over its processes):",
         *memory_lines,
@@ -388,7 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"invocation of {checks_per_invocation:.0f} checks (p99 "
         f"{percentile(checker.durations_ms, 0.99):,.0f} ms); writer "
         f"{statistics.mean(writer.durations_ms):,.0f} ms per batch of {records_per_batch:,.0f} "
-        "records",
+        f"records; scheduler {statistics.mean(scheduler.durations_ms[-ticks_count:]):,.0f} ms "
+        "per tick",
         "- AWS cost per million checks (assumptions: arm64 at $0.0000133334 per GB-second and "
         "$0.20 per million requests, no free tier; memory as in template.yaml: checker "
         f"{MEMORY_MB[CHECKER]} MB, writer {MEMORY_MB[WRITER]} MB, scheduler "
