@@ -560,8 +560,10 @@ def free_port() -> int:
         return port
 
 
-def compare_blackbox(mix: Sequence[MixSite], ca: Path, directory: Path, count: int) -> None:
-    """CPU per probe of Prometheus' blackbox_exporter beside ours, on the same HTTPS sites.
+def compare_blackbox(
+    mix: Sequence[MixSite], ca: Path, directory: Path, count: int, scheme: str = "https"
+) -> None:
+    """CPU per probe of Prometheus' blackbox_exporter beside ours, on the same ``scheme`` sites.
 
     Both unthrottled, 20 probes at a time. Ours: ``check_sites`` in this process (no
     publishing, no logging); blackbox_exporter: its process's CPU for ``/probe`` requests,
@@ -581,7 +583,7 @@ def compare_blackbox(mix: Sequence[MixSite], ca: Path, directory: Path, count: i
     sample = [
         m
         for m in mix
-        if m.kind == "ok" and m.site["url"].startswith("https") and "regex" not in m.site
+        if m.kind == "ok" and m.site["url"].startswith(f"{scheme}:") and "regex" not in m.site
     ][:count]
     settings = ProbeSettings(
         allow_private_targets=True, ca_bundle=str(ca), concurrency=20, starts_per_second=0.0
@@ -598,7 +600,8 @@ def compare_blackbox(mix: Sequence[MixSite], ca: Path, directory: Path, count: i
     passed = sum(r.ok for r in results)
     if exporter is None:
         print(
-            f"webchecker probe: {ours:.2f} ms CPU per HTTPS check ({passed}/{len(sites)} ok); "
+            f"webchecker probe: {ours:.2f} ms CPU per {scheme.upper()} check "
+            f"({passed}/{len(sites)} ok); "
             "blackbox_exporter not installed (apt-get install prometheus-blackbox-exporter)"
         )
         return
@@ -642,7 +645,8 @@ def compare_blackbox(mix: Sequence[MixSite], ca: Path, directory: Path, count: i
         process.terminate()
         process.wait()
     print(
-        f"CPU per HTTPS check, same {len(sample)} sites, 20 at a time, unthrottled: webchecker "
+        f"CPU per {scheme.upper()} check, same {len(sample)} sites, 20 at a time, unthrottled: "
+        f"webchecker "
         f"probe {ours:.2f} ms ({passed} ok), blackbox_exporter {theirs:.2f} ms "
         f"({sum(probed)} ok): ratio {ours / theirs:.2f}x"
     )
@@ -672,6 +676,11 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--containers", type=int, default=4, help="containers in parallel")
     parser.add_argument("--target-processes", type=int, default=2)
     parser.add_argument("--blackbox", type=int, default=300, help="sites compared; 0: skip")
+    parser.add_argument(
+        "--only-cpu",
+        action="store_true",
+        help="only the CPU comparison with blackbox_exporter, HTTPS then plain HTTP (~1 min)",
+    )
     parser.add_argument(
         "--config",
         action="append",
@@ -716,6 +725,10 @@ def main(argv: Sequence[str]) -> int:
                 f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start "
                 "(shared with other work: figures are noisy, compare the ratios)"
             )
+            if args.only_cpu:
+                for scheme in ("https", "http"):
+                    compare_blackbox(mix, ca, directory, args.blackbox or 300, scheme)
+                return 0
             floor = timing_floor(mix, env, 60, directory)
             raw, net = floor.errors_ms, floor.net_errors_ms
             print(
