@@ -274,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "broker (Tansu)": lambda: pid_process(tansu_pid),
                 "postgresql": lambda: postgres_processes(state_dir / "postgres"),
                 "parameter store (moto)": lambda: pid_process(stack.aws.pid if stack.aws else 0),
+                "status page (its renderer, every 5 ticks)": lambda: pid_process(
+                    stack.status_site.pid
+                ),
                 "targets (bench/slow_target.py)": lambda: pid_process(demo.pid),
             }
             assert stack.lambda_api is not None

@@ -152,7 +152,7 @@ def _worker_init(spec: FunctionSpec, env: Mapping[str, str], log_path: str | Non
     # Ctrl-C in the terminal reaches the whole process group: the stack, not its
     # containers, decides when they stop (after in-flight invocations).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
+    exit_with_parent()
     # A Lambda container gets the function's variables, not the caller's shell: the user's
     # own AWS_PROFILE, credentials or endpoints must not leak into a local function.
     for key in list(os.environ):
@@ -175,7 +175,7 @@ def _worker_init(spec: FunctionSpec, env: Mapping[str, str], log_path: str | Non
     _handler = load_handler(spec.path, spec.handler, f"webchecker_function_{spec.name}")
 
 
-def _exit_with_parent() -> None:
+def exit_with_parent() -> None:
     """Ends this container when the stack that started it is gone (even after SIGKILL)."""
     parent = os.getppid()
 
