@@ -91,10 +91,12 @@ NICENESS = 10
 _page: StatusPage | None = None
 
 
-def _start_renderer(database_url: str, schema: str, page: PageSettings, directory: Path) -> None:
+def _start_renderer(
+    database_url: str, schema: str, page: PageSettings, directory: Path, parent: int
+) -> None:
     global _page
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stack decides when it stops
-    exit_with_parent()
+    exit_with_parent(parent)
     os.nice(NICENESS)
     database = Database(DatabaseSettings.from_url(database_url, schema=schema))
     _page = StatusPage(page, database, DirectoryPublisher(directory))
@@ -170,7 +172,13 @@ class StatusSite(Service):
             # spawn, not fork: the stack is multi-threaded (fork would copy held locks)
             mp_context=get_context("spawn"),
             initializer=_start_renderer,
-            initargs=(self._database_url(), self._schema, self._page_settings, self.directory),
+            initargs=(
+                self._database_url(),
+                self._schema,
+                self._page_settings,
+                self.directory,
+                os.getpid(),
+            ),
         )
         self.render()
         return self
