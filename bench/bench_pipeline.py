@@ -2,12 +2,14 @@
 
 Parameter Store (moto) -> scheduler -> local Lambda Invoke API -> checker containers
 (worker processes) -> Kafka (Tansu) -> poller -> writer -> PostgreSQL (embedded), the same
-stack as ``webchecker local``. The targets are the demo server's ``/healthy`` in a process
-of its own, answering after an emulated ``LATENCY_MS``. Ticks are fired back to back (the
+stack as ``webchecker local``. The targets are ``bench/slow_target.py`` in a process of its
+own (an asyncio protocol server, so that the target is not what limits the pipeline),
+answering every request after an emulated ``LATENCY_MS``. Ticks are fired back to back (the
 next as soon as the previous tick's checker invocations have finished), so the rate is what
 the pipeline sustains on this machine.
 
-Reported: checks per minute sustained, check-to-row latency (``stored_at - checked_at``)
+Reported: checks per minute sustained, the CPU seconds each component used while the checks
+ran (per process, from /proc), check-to-row latency (``stored_at - checked_at``)
 p50/p99, lost and duplicated rows (both must be 0), peak memory of each component, and the
 AWS Lambda cost per million checks computed from the measured checker and writer durations,
 next to Route 53 health checks and CloudWatch Synthetics. Baseline, measured in the same
@@ -17,30 +19,33 @@ Results go to bench/RESULTS.md (this benchmark's section is replaced).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 
+from bench_checker import start_target
 from webchecker.check.probe import ProbeSettings, check_site
-from webchecker.local.embedded.network import free_port, wait_for_port
+from webchecker.local.embedded.lambda_api import LambdaApi
+from webchecker.local.settings import NOTIFIER
 from webchecker.local.stack import CHECKER, SCHEDULER, WRITER, LocalSettings, LocalStack
 from webchecker.sites import Site
 
 SITES = 10_000
-TICKS = 3
+TICKS = 5
+CHECKS_PER_INVOCATION = LocalSettings().checks_per_invocation
 SITES_PER_PARAMETER = 50  # arrays keep Parameter Store at 200 parameters
 BASELINE_SAMPLE = 200
 #: Every target answers after this long: loopback answers in well under a millisecond,
@@ -90,7 +95,59 @@ class PeakMemory:
                     except psutil.Error:
                         continue
                 self.peaks[name] = max(self.peaks[name], total)
-            self._stop.wait(0.25)
+            self._stop.wait(1.0)  # PSS reads (smaps) cost the stack CPU: once a second
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds of each process so far (gone processes are left out)."""
+    seconds: dict[int, tuple[float, float]] = {}
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        seconds[process.pid] = (times.user, times.system)
+    return seconds
+
+
+class CpuUsage:
+    """CPU seconds each component used between ``start()`` and ``stop()``.
+
+    Per process, so a container that exits (or a PostgreSQL backend) only loses what it
+    used in the window; machine-wide busy time (other tenants included) comes from
+    /proc/stat for comparison.
+    """
+
+    def __init__(self, components: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+        self.components = components
+        self._before: dict[str, dict[int, tuple[float, float]]] = {}
+        self.used: dict[str, float] = {}
+        self.system: dict[str, float] = {}  # the kernel's part of ``used``
+        self.machine_busy = 0.0
+        self._machine_before = 0.0
+        self.seconds = 0.0  # wall time between start() and stop()
+
+    @staticmethod
+    def _machine() -> float:
+        times = psutil.cpu_times()
+        # guest time is already in user; steal is the hypervisor's, not this machine's work
+        busy = ("user", "nice", "system", "irq", "softirq")
+        return float(sum(getattr(times, name, 0.0) for name in busy))
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(find()) for name, find in self.components.items()}
+        self._machine_before = self._machine()
+        self.seconds = -time.monotonic()
+
+    def stop(self) -> None:
+        self.machine_busy = self._machine() - self._machine_before
+        self.seconds += time.monotonic()
+        for name, find in self.components.items():
+            before = self._before.get(name, {})
+            after = cpu_seconds(find())
+            user = sum(u - before.get(pid, (0.0, 0.0))[0] for pid, (u, _) in after.items())
+            system = sum(k - before.get(pid, (0.0, 0.0))[1] for pid, (_, k) in after.items())
+            self.used[name], self.system[name] = user + system, system
 
 
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:
@@ -109,13 +166,20 @@ def pid_process(pid: int | None) -> list[psutil.Process]:
         return []
 
 
-def put_sites(stack: LocalStack, target: str) -> None:
+def containers(api: LambdaApi, name: str) -> Callable[[], list[psutil.Process]]:
+    """The running containers (worker processes) of one function."""
+    return lambda: [
+        process for pid in api.worker_pids().get(name, []) for process in pid_process(pid)
+    ]
+
+
+def put_sites(stack: LocalStack, target: str, count: int) -> None:
     client = stack.ssm()
     path = stack.settings.sites_path
-    for first in range(0, SITES, SITES_PER_PARAMETER):
+    for first in range(0, count, SITES_PER_PARAMETER):
         sites = [
-            {"id": f"site-{n:05d}", "url": f"{target}/healthy?site={n}&delay={LATENCY_MS}"}
-            for n in range(first, first + SITES_PER_PARAMETER)
+            {"id": f"site-{n:05d}", "url": f"{target}/healthy?site={n}"}
+            for n in range(first, min(count, first + SITES_PER_PARAMETER))
         ]
         client.put_parameter(
             Name=f"{path}/bench/{first // SITES_PER_PARAMETER:03d}",
@@ -128,10 +192,7 @@ def put_sites(stack: LocalStack, target: str) -> None:
 def sequential_baseline(target: str) -> float:
     """Checks per minute, one site after another, with the checker's probe."""
     settings = ProbeSettings(allow_private_targets=True, concurrency=1)
-    sites = [
-        Site(id=f"base-{n}", url=f"{target}/healthy?site={n}&delay={LATENCY_MS}")
-        for n in range(BASELINE_SAMPLE)
-    ]
+    sites = [Site(id=f"base-{n}", url=f"{target}/healthy?site={n}") for n in range(BASELINE_SAMPLE)]
     tick = datetime.now(UTC).replace(second=0, microsecond=0)
 
     async def run() -> None:
@@ -178,50 +239,76 @@ def write_results(lines: list[str]) -> None:
     RESULTS.write_text(text)
 
 
-def main() -> int:
-    state_dir = Path(tempfile.mkdtemp(prefix="webchecker-bench-"))
-    demo_port = free_port()
-    target = f"http://127.0.0.1:{demo_port}"
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "webchecker.local.demo", "--port", str(demo_port)],
-        stdout=subprocess.DEVNULL,
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sites", type=int, default=SITES)
+    parser.add_argument("--ticks", type=int, default=TICKS)
+    parser.add_argument("--checks-per-invocation", type=int, default=CHECKS_PER_INVOCATION)
+    parser.add_argument("--checker-workers", type=int, default=CHECKER_WORKERS)
+    parser.add_argument(
+        "--no-results", action="store_true", help="print only; leave bench/RESULTS.md alone"
     )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sites, ticks_count = args.sites, args.ticks
+    state_dir = Path(tempfile.mkdtemp(prefix="webchecker-bench-"))
+    demo, demo_port = start_target(LATENCY_MS)
+    target = f"http://127.0.0.1:{demo_port}"
     settings = LocalSettings(
         state_dir=state_dir,
         seed=False,
         persist_sites=False,
         public_sites=False,
         demo_port=None,
-        checker_workers=CHECKER_WORKERS,
+        checker_workers=args.checker_workers,
+        checks_per_invocation=args.checks_per_invocation,
         retry_delays=(1.0, 2.0),
         function_env={"POWERTOOLS_LOG_LEVEL": "WARNING"},
     )
     try:
-        wait_for_port("127.0.0.1", demo_port, what="demo targets")
         baseline = sequential_baseline(target)
         print(f"baseline: {BASELINE_SAMPLE} checks one after another: {baseline:,.0f} checks/min")
         with LocalStack(settings) as stack:
-            put_sites(stack, target)
+            put_sites(stack, target, sites)
             tansu_pid = json.loads((state_dir / "run" / "tansu.pid").read_text())["pid"]
             components: dict[str, Callable[[], list[psutil.Process]]] = {
                 "stack (ticks, Lambda API, poller)": lambda: [psutil.Process()],
                 "broker (Tansu)": lambda: pid_process(tansu_pid),
                 "postgresql": lambda: postgres_processes(state_dir / "postgres"),
                 "parameter store (moto)": lambda: pid_process(stack.aws.pid if stack.aws else 0),
-                "demo targets": lambda: pid_process(demo.pid),
+                "status page (its renderer, every 5 ticks)": lambda: pid_process(
+                    stack.status_site.pid
+                ),
+                "targets (bench/slow_target.py)": lambda: pid_process(demo.pid),
             }
             assert stack.lambda_api is not None
             api = stack.lambda_api
+            cpu = CpuUsage(
+                {
+                    **components,
+                    **{
+                        name: containers(api, name)
+                        for name in (SCHEDULER, CHECKER, WRITER, NOTIFIER)
+                    },
+                }
+            )
             first_tick = stack.clock.start + timedelta(days=1)
-            ticks = [first_tick + timedelta(minutes=n) for n in range(TICKS)]
+            ticks = [first_tick + timedelta(minutes=n) for n in range(ticks_count)]
             with PeakMemory(components) as memory:
+                cpu.start()
                 started = time.monotonic()
                 for tick in ticks:
                     summary = stack.tick(tick)
-                    assert summary["due"] == SITES, summary
+                    assert summary["due"] == sites, summary
                     assert api.drain(300), "checker invocations did not finish"
                 assert stack.wait_for_writer(timeout=300), "the writer did not catch up"
                 elapsed = time.monotonic() - started
+                # the status page a tick started in the background: its CPU is counted too
+                stack.status_site.wait(120)
+                cpu.stop()
             with stack.database.transaction() as connection:
                 rows = connection.run(
                     "SELECT site_id, scheduled_at, "
@@ -238,7 +325,7 @@ def main() -> int:
         demo.wait()
         shutil.rmtree(state_dir, ignore_errors=True)
 
-    expected = SITES * TICKS
+    expected = sites * ticks_count
     pairs = {(site_id, scheduled_at) for site_id, scheduled_at, _ in rows}
     lost = expected - len(pairs)
     duplicated = len(rows) - len(pairs)
@@ -259,9 +346,9 @@ def main() -> int:
     checker_gbs = gb_seconds(checker.durations_ms, MEMORY_MB[CHECKER]) / expected * 1e6
     writer_gbs = gb_seconds(writer.durations_ms, MEMORY_MB[WRITER]) / expected * 1e6
     scheduler_gbs = (
-        gb_seconds(scheduler.durations_ms[-TICKS:], MEMORY_MB[SCHEDULER]) / expected * 1e6
+        gb_seconds(scheduler.durations_ms[-ticks_count:], MEMORY_MB[SCHEDULER]) / expected * 1e6
     )
-    requests = (len(checker.durations_ms) + len(writer.durations_ms) + TICKS) / expected * 1e6
+    requests = (len(checker.durations_ms) + len(writer.durations_ms) + ticks_count) / expected * 1e6
     compute = (checker_gbs + writer_gbs + scheduler_gbs) * PRICE_GB_SECOND
     request_cost = requests / 1e6 * PRICE_PER_MILLION_REQUESTS
     lambda_cost = compute + request_cost
@@ -280,12 +367,22 @@ def main() -> int:
             f"configured {MEMORY_MB[name]} MB in template.yaml)"
         )
 
+    pipeline_cpu = sum(cpu.used.values())
+    cpu_lines = [
+        f"  {name}: {used:,.1f} ({used / expected * 1000:.2f}; "
+        f"{cpu.system[name] / max(used, 1e-9):.0%})"
+        for name, used in sorted(cpu.used.items(), key=lambda item: -item[1])
+    ]
+    cpu_lines.append(
+        f"  all of the pipeline: {pipeline_cpu:,.1f} ({pipeline_cpu / expected * 1000:.2f}); "
+        f"at this cost 2 cores would sustain {2 * 60 / (pipeline_cpu / expected):,.0f} checks/min"
+    )
     lines = [
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}",
-        f"- load: {SITES:,} sites x {TICKS} ticks = {expected:,} checks against loopback "
-        f"/healthy answering after {LATENCY_MS} ms; {CHECKER_WORKERS} checker containers, "
-        "50 sites per invocation, ticks back to back",
+        f"- load: {sites:,} sites x {ticks_count} ticks = {expected:,} checks against loopback "
+        f"/healthy answering after {LATENCY_MS} ms; {args.checker_workers} checker containers, "
+        f"{args.checks_per_invocation} sites per invocation, ticks back to back",
         f"- sustained: **{rate:,.0f} checks/min** ({len(pairs):,} checks stored in "
         f"{elapsed:.1f} s)",
         f"- baseline (same checks one after another, checker probe, same run): "
@@ -293,19 +390,26 @@ def main() -> int:
         f"- check-to-row latency (stored_at - checked_at): p50 {p50:,.0f} ms, p99 {p99:,.0f} ms",
         f"- lost rows: **{lost}**, duplicated rows: **{duplicated}**, "
         f"checker events dropped after retries: {failures}",
+        f"- CPU from the first tick until the writer caught up and the status page was "
+        f"rendered ({cpu.seconds:.1f} s; the machine's 2 cores were busy "
+        f"{cpu.machine_busy:.1f} CPU-s in all, other tenants included), per component: "
+        "CPU-s (ms per check; the kernel's share)",
+        *cpu_lines,
         "- peak memory (RSS; PostgreSQL as PSS summed over its processes):",
         *memory_lines,
         f"- measured durations: checker {statistics.mean(checker.durations_ms):,.0f} ms per "
         f"invocation of {checks_per_invocation:.0f} checks (p99 "
         f"{percentile(checker.durations_ms, 0.99):,.0f} ms); writer "
         f"{statistics.mean(writer.durations_ms):,.0f} ms per batch of {records_per_batch:,.0f} "
-        "records",
+        f"records; scheduler {statistics.mean(scheduler.durations_ms[-ticks_count:]):,.0f} ms "
+        "per tick",
         "- AWS cost per million checks (assumptions: arm64 at $0.0000133334 per GB-second and "
-        "$0.20 per million requests, no free tier; memory as in template.yaml: checker 1024 MB, "
-        f"writer 1024 MB, scheduler 512 MB; durations as measured here, with targets answering "
+        "$0.20 per million requests, no free tier; memory as in template.yaml: checker "
+        f"{MEMORY_MB[CHECKER]} MB, writer {MEMORY_MB[WRITER]} MB, scheduler "
+        f"{MEMORY_MB[SCHEDULER]} MB; durations as measured here, with targets answering "
         f"in {LATENCY_MS} ms: real sites vary, and a checker invocation lasts as long as the "
-        "slowest site of its 50 (up to its timeout); MSK, RDS and Parameter Store not "
-        "included):",
+        f"slowest site of its {args.checks_per_invocation} (up to its timeout); MSK, RDS and "
+        "Parameter Store not included):",
         f"  Lambda: **${lambda_cost:.3f}** (checker {checker_gbs:,.1f} GB-s, writer "
         f"{writer_gbs:,.1f} GB-s, scheduler {scheduler_gbs:,.1f} GB-s = "
         f"${compute:.3f}; {requests:,.0f} requests = ${request_cost:.4f})",
@@ -317,7 +421,8 @@ def main() -> int:
         "check; the canary's own Lambda and S3 costs not included)",
     ]
     print("\n".join([SECTION, *lines]))
-    write_results(lines)
+    if not args.no_results:
+        write_results(lines)
     return 0 if lost == 0 and duplicated == 0 else 1
 
 

@@ -1,17 +1,25 @@
-"""A target for the checker benchmark: answers every request after a fixed delay.
+"""A target for the checker and pipeline benchmarks: answers every request after a fixed delay.
 
 Runs in its own process (``python bench/slow_target.py --delay-ms 50``) so that it never
-competes with the checker for the same event loop, on asyncio's low-level protocol API
-with a deep accept backlog, so that thousands of simultaneous connections are accepted
-rather than dropped. Prints ``ready PORT`` once it listens; stops on SIGTERM or SIGINT.
+competes with the checker for the same event loop. One thread on epoll with non-blocking
+sockets and a deep accept backlog, so that thousands of simultaneous connections are
+accepted rather than dropped; no asyncio transports or protocols, so that the target costs
+the machine as little as a Python server can (it is not part of the product, and its CPU
+is taken from the pipeline being measured). The delay is the same for every request, so
+answers wait in a first-in, first-out queue. Prints ``ready PORT`` once it listens; stops on
+SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import select
 import signal
 import socket
+import time
+from collections import deque
+from types import FrameType
 
 BODY = b"ok"
 RESPONSE = (
@@ -20,49 +28,76 @@ RESPONSE = (
     + b"\r\nConnection: close\r\n\r\n"
     + BODY
 )
+MAX_HEAD = 64 * 1024
 
 
-class SlowAnswer(asyncio.Protocol):
-    """Reads a request head, waits ``delay`` seconds, answers and closes."""
+class Stopped(Exception):
+    pass
 
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-        self.answered = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise Stopped
 
-    def data_received(self, data: bytes) -> None:
-        if self.answered:
+
+def serve(host: str, port: int, delay: float) -> None:
+    listener = socket.create_server((host, port), backlog=4096, reuse_port=False)
+    listener.setblocking(False)
+    poller = select.epoll()
+    poller.register(listener.fileno(), select.EPOLLIN)
+    reading: dict[int, tuple[socket.socket, bytes]] = {}  # fd -> (connection, head so far)
+    due: deque[tuple[float, socket.socket]] = deque()  # answers, oldest first
+    print(f"ready {listener.getsockname()[1]}", flush=True)
+    try:
+        while True:
+            timeout = max(0.0, due[0][0] - time.monotonic()) if due else 1.0
+            for fd, _ in poller.poll(timeout):
+                if fd == listener.fileno():
+                    _accept(listener, poller, reading)
+                    continue
+                connection, head = reading[fd]
+                try:
+                    data = connection.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                head += data
+                if data and b"\r\n\r\n" not in head and len(head) < MAX_HEAD:
+                    reading[fd] = (connection, head)
+                    continue
+                poller.unregister(fd)
+                del reading[fd]
+                if data:
+                    due.append((time.monotonic() + delay, connection))
+                else:  # the client went away
+                    connection.close()
+            now = time.monotonic()
+            while due and due[0][0] <= now:
+                _, connection = due.popleft()
+                with contextlib.suppress(OSError):  # the client went away
+                    connection.send(RESPONSE)  # a few bytes: the socket buffer takes them
+                connection.close()
+    except Stopped:
+        pass
+    finally:
+        poller.close()
+        listener.close()
+
+
+def _accept(
+    listener: socket.socket,
+    poller: select.epoll,
+    reading: dict[int, tuple[socket.socket, bytes]],
+) -> None:
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except BlockingIOError:
             return
-        self.buffer += data
-        if b"\r\n\r\n" in self.buffer:
-            self.answered = True
-            asyncio.get_running_loop().call_later(self.delay, self.answer)
-
-    def answer(self) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(RESPONSE)
-            transport.close()
-
-
-async def serve(host: str, port: int, delay: float) -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SlowAnswer(delay), host, port, backlog=4096, reuse_address=True
-    )
-    sock = server.sockets[0]
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    print(f"ready {sock.getsockname()[1]}", flush=True)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with server:
-        await stop.wait()
+        connection.setblocking(False)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        poller.register(connection.fileno(), select.EPOLLIN)
+        reading[connection.fileno()] = (connection, b"")
 
 
 def main() -> None:
@@ -71,7 +106,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay-ms", type=float, default=50.0)
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, args.delay_ms / 1000.0))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
+    serve(args.host, args.port, args.delay_ms / 1000.0)
 
 
 if __name__ == "__main__":

@@ -100,3 +100,27 @@ def test_a_failed_render_keeps_the_previous_page(
         assert (tmp_path / "status" / "index.html").read_bytes() == before
         with serving(site) as base:
             assert get(f"{base}/status/")[2] == before  # still served
+
+
+def test_ticks_render_in_the_background_at_the_second_then_every_nth(
+    stored: Database, database_url: str, tmp_path: Path
+) -> None:
+    """The statuspage function's own schedule (every 5 minutes in AWS), not every tick."""
+    with StatusSite(tmp_path / "status", lambda: database_url, every_ticks=3) as site:
+        index = tmp_path / "status" / "index.html"
+        started = [site.tick() and site.wait(30) for _ in range(8)]
+        assert started == [False, True, False, False, True, False, False, True]
+        assert b"shop" in index.read_bytes()
+
+
+def test_a_render_leaves_unchanged_files_alone(
+    stored: Database, database_url: str, tmp_path: Path
+) -> None:
+    with StatusSite(tmp_path / "status", lambda: database_url) as site:
+        badge = next((tmp_path / "status").rglob("*.svg"))
+        badge_inode = badge.stat().st_ino  # an (atomic) rewrite would replace the inode
+        (tmp_path / "status" / "status.json").write_text("stale")
+
+        assert site.render()
+        assert json.loads((tmp_path / "status" / "status.json").read_text())["sites"]
+        assert badge.stat().st_ino == badge_inode

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.page_helpers import read_page
-from webchecker.exceptions import ConfigurationError
+from webchecker.exceptions import ConfigurationError, StatusPageError
 from webchecker.local.status_site import static_response
 from webchecker.page.badge import badge_name, render_badge
 from webchecker.page.document import status_document
@@ -31,7 +31,10 @@ from webchecker.page.model import (
     incident_minutes,
     public_url,
 )
+from webchecker.page.publish import DirectoryPublisher, Published
 from webchecker.page.settings import PageSettings
+from webchecker.page.statuspage import HTML_TYPE as HTML
+from webchecker.page.statuspage import SVG_TYPE as SVG
 from webchecker.page.statuspage import render_files
 
 NOW = datetime(2026, 12, 2, 16, 30, tzinfo=UTC)
@@ -415,3 +418,27 @@ class TestHostileStatusPaths:
         for path in ("/", "/v1/sites", "/statusx", "/STATUS/"):
             event = {"rawPath": path, "requestContext": {"http": {"method": "GET"}}}
             assert static_response(tree / "status", event) is None
+
+
+def test_the_directory_publisher_writes_only_changed_files_and_stays_inside(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "status"
+    publisher = DirectoryPublisher(out)
+    files = {"index.html": (b"<p>up</p>", HTML), "badges/shop.svg": (b"<svg/>", SVG)}
+    assert publisher.publish(files) == Published(written=2, unchanged=0)
+    badge_inode = (out / "badges" / "shop.svg").stat().st_ino
+
+    changed = {**files, "index.html": (b"<p>down</p>", HTML)}
+    assert publisher.publish(changed) == Published(written=1, unchanged=1)
+    assert (out / "index.html").read_bytes() == b"<p>down</p>"
+    assert (out / "index.html").stat().st_mode & 0o777 == 0o644
+    assert (out / "badges" / "shop.svg").stat().st_ino == badge_inode  # not rewritten
+    assert sorted(p.name for p in out.rglob("*")) == ["badges", "index.html", "shop.svg"]
+
+    with pytest.raises(StatusPageError):
+        publisher.publish({"../escaped.html": (b"x", HTML)})
+    (out / "linked").symlink_to(tmp_path)
+    with pytest.raises(StatusPageError):
+        publisher.publish({"linked/escaped.html": (b"x", HTML)})
+    assert not (tmp_path / "escaped.html").exists()

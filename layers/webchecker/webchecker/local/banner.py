@@ -27,6 +27,8 @@ def banner(stack: LocalStack) -> list[str]:
     notes = [note for note in (stack.db.note, stack.sites.note) if note]
     notes = [*stack.settings.ignored, *notes]
     command = webchecker_command()
+    ticks = stack.status_site.every_ticks
+    every = "at every tick" if ticks == 1 else f"at the 2nd tick, then every {ticks}"
     return [
         "Webchecker local stack (Ctrl-C stops it)",
         f"  Parameter Store  {stack.aws.endpoint_url}  (moto; sites saved in {stack.sites_file})",
@@ -34,7 +36,7 @@ def banner(stack: LocalStack) -> list[str]:
         f"  PostgreSQL       {redact_url(stack.database_url)}  ({database})",
         f"  Demo targets     {stack.demo.url('/')}  (it lists its endpoints)",
         f"  REST API         {stack.rest_api.url}/v1/  (OpenAPI: /v1/openapi.json)",
-        f"  Status page      {stack.status_site.url}  (rendered every tick)",
+        f"  Status page      {stack.status_site.url}  (rendered {every})",
         f"  Logs             {stack.log_dir}/",
         f"  Tick             every {stack.settings.tick_seconds:g}s = one scheduler minute",
         *(f"  Note             {note}" for note in notes),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webchecker.config import env_optional, env_str
+from webchecker.config import env_int, env_optional, env_str
 from webchecker.exceptions import ConfigurationError
 from webchecker.local.embedded.lambda_api import RetryPolicy
 from webchecker.schedule.catalog import DEFAULT_SITES_PATH
@@ -45,7 +45,10 @@ class LocalSettings:
     checker_workers: int = 2
     #: Tansu's S3 storage on moto's S3 (topics and offsets survive a broker restart).
     durable_broker: bool = False
-    checks_per_invocation: int = 50
+    #: template.yaml's ChecksPerInvocation: per-invocation costs spread over more checks.
+    checks_per_invocation: int = 500
+    #: Ticks between two status page renders (template.yaml's StatusPageSchedule: 5 minutes).
+    status_page_ticks: int = 5
     retry_delays: tuple[float, ...] | None = None  # default: one and two ticks
     function_env: Mapping[str, str] = field(default_factory=dict)
     #: Variables from the environment not used, and why (shown in the banner).
@@ -69,6 +72,7 @@ class LocalSettings:
             "ignored": ignored,
             "database_url": env_optional("DATABASE_URL", env),
             "db_schema": env_str("DB_SCHEMA", "webchecker", env),
+            "status_page_ticks": env_int("STATUS_PAGE_TICKS", 5, env, minimum=1),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

@@ -15,7 +15,7 @@ Same code path as in AWS; only the edges differ. ``LocalStack`` composes parts, 
 ``alerts.LocalAlerts``  the alert topic in moto's SNS, a webhook sink subscribed to it
 ``api_server.LocalApi`` the REST API on loopback (payload 2.0 events for the API handler)
 ``env_file.EnvFile``    ``STATE_DIR/env`` for other terminals
-``StatusSite``          the status page, rendered every tick, served at the API's ``/status/``
+``StatusSite``          the status page, rendered every 5 ticks, served at the API's ``/status/``
 ======================  =====================================================================
 
 A new part (a notifier, an API server, a status page) is a ``Service`` built from the parts
@@ -121,6 +121,7 @@ class LocalStack(Service):
             base_url=lambda: self.rest_api.url,
             schema=settings.db_schema,
             page=PageSettings.from_env(),
+            every_ticks=settings.status_page_ticks,
         )
         # /status/ on the API's address, as DESIGN.md has it
         self.rest_api = LocalApi(
@@ -274,7 +275,8 @@ class LocalStack(Service):
             self.functions.invoke(NOTIFIER, event)
         except InvocationFailed as error:  # as in AWS: the next run takes what is pending
             logger.warning("notifier failed: %s", error)
-        self.status_site.render()  # what is stored so far (this tick's checks: the next one)
+        # what is stored so far, every few ticks and in the background (its own schedule)
+        self.status_site.tick()
         return summary
 
     def drain(self, timeout: float) -> bool:

@@ -190,6 +190,12 @@ class _Bounds:
     def day_texts(self) -> list[str]:
         return [day.isoformat() for day in self.days]
 
+    @cached_property
+    def quiet_days(self) -> dict[date, DayStatus]:
+        """A day without checks or incidents, one per date, shared by every site (most of
+        the 90 days of a young site: 10,000 sites made 900,000 equal tuples per render)."""
+        return {day: DayStatus(day, 0, 0, 0.0, None) for day in self.days}
+
 
 def load_status(
     database: Database, settings: PageSettings, *, now: datetime | None = None
@@ -375,7 +381,11 @@ def _site(
     days = []
     for day, text in zip(bounds.days, bounds.day_texts, strict=True):
         checks, failures = per_day.get(text, nothing)
-        days.append(DayStatus(day, checks, failures, minutes[day], uptime_of(checks, failures)))
+        spent = minutes[day]
+        if not checks and not spent:
+            days.append(bounds.quiet_days[day])
+        else:
+            days.append(DayStatus(day, checks, failures, spent, uptime_of(checks, failures)))
     # (orjson gave ints and floats already)
     hours = [
         (datetime.fromtimestamp(epoch, UTC), fastest, slowest, histogram)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,18 +59,32 @@ class DirectoryPublisher:
     directory: Path
 
     def publish(self, files: Files) -> Published:
+        """Writes the files whose content changed (each atomically); the others are left
+        alone, as the S3 publisher does (the local stack renders thousands of badges)."""
+        root = self.directory.resolve()
+        folders: set[Path] = set()  # made and checked (few: the root and badges/)
+        unchanged = 0
         for name, (content, _) in files.items():
-            target = _inside(self.directory, name)
+            target = _inside(root, name)
+            if _holds(target, content):
+                unchanged += 1
+                continue
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+                if target.parent not in folders:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if not target.parent.resolve().is_relative_to(root):
+                        raise StatusPageError(f"{name!r}: its folder leads out of {root}")
+                    folders.add(target.parent)
+                # this process's own temporary name: no other writer can interleave with it
+                temporary = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+                handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 with os.fdopen(handle, "wb") as out:
+                    os.fchmod(handle, 0o644)  # whatever the umask
                     out.write(content)
-                os.chmod(temporary, 0o644)
                 os.replace(temporary, target)
             except OSError as error:
                 raise StatusPageError(f"cannot write {target}: {error}") from error
-        return Published(written=len(files))
+        return Published(written=len(files) - unchanged, unchanged=unchanged)
 
 
 class S3Publisher:
@@ -167,9 +180,23 @@ def _md5(content: bytes) -> str:
     return hashlib.md5(content, usedforsecurity=False).hexdigest()
 
 
-def _inside(directory: Path, name: str) -> Path:
-    """``directory / name``, refusing any name that would leave the directory."""
-    target = (directory / name).resolve()
-    if not target.is_relative_to(directory.resolve()):
-        raise StatusPageError(f"{name!r}: outside {directory}")
+def _holds(path: Path, content: bytes) -> bool:
+    """True when the file at ``path`` has exactly ``content``."""
+    try:
+        if path.stat().st_size != len(content):
+            return False
+        return path.read_bytes() == content
+    except OSError:
+        return False
+
+
+def _inside(root: Path, name: str) -> Path:
+    """``root / name`` (``root`` already resolved), refusing any name that would leave it.
+
+    Checked on the name (no ``..`` out of it, not absolute); the folders it lands in are
+    resolved once per publish, so that a symbolic link cannot lead out either.
+    """
+    target = Path(os.path.normpath(root / name))
+    if not target.is_relative_to(root):
+        raise StatusPageError(f"{name!r}: outside {root}")
     return target

@@ -147,12 +147,14 @@ def load_handler(
     return function
 
 
-def _worker_init(spec: FunctionSpec, env: Mapping[str, str], log_path: str | None) -> None:
+def _worker_init(
+    spec: FunctionSpec, env: Mapping[str, str], log_path: str | None, parent: int
+) -> None:
     global _handler
     # Ctrl-C in the terminal reaches the whole process group: the stack, not its
     # containers, decides when they stop (after in-flight invocations).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
+    exit_with_parent(parent)
     # A Lambda container gets the function's variables, not the caller's shell: the user's
     # own AWS_PROFILE, credentials or endpoints must not leak into a local function.
     for key in list(os.environ):
@@ -175,9 +177,10 @@ def _worker_init(spec: FunctionSpec, env: Mapping[str, str], log_path: str | Non
     _handler = load_handler(spec.path, spec.handler, f"webchecker_function_{spec.name}")
 
 
-def _exit_with_parent() -> None:
-    """Ends this container when the stack that started it is gone (even after SIGKILL)."""
-    parent = os.getppid()
+def exit_with_parent(parent: int) -> None:
+    """Ends this container when the stack that started it (``parent``, passed in: a stack
+    killed before this process got here has already handed it to init) is gone, even after
+    SIGKILL."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -313,6 +316,13 @@ class LambdaApi(Service):
             pool.shutdown(wait=True)
         self._pools.clear()
 
+    def worker_pids(self) -> dict[str, list[int]]:
+        """The process ids of each function's running containers (for CPU accounting)."""
+        return {
+            name: sorted(getattr(pool, "_processes", None) or {})
+            for name, pool in self._pools.items()
+        }
+
     def _new_pool(self, spec: FunctionSpec) -> ProcessPoolExecutor:
         log_path = str(self._log_dir / f"{spec.name}.log") if self._log_dir else None
         # spawn, not fork: the stack is multi-threaded (fork would copy held locks)
@@ -320,7 +330,7 @@ class LambdaApi(Service):
             max_workers=spec.concurrency,
             mp_context=get_context("spawn"),
             initializer=_worker_init,
-            initargs=(spec, self._env, log_path),
+            initargs=(spec, self._env, log_path, os.getpid()),
         )
 
     def _warm(self, spec: FunctionSpec) -> None:
