@@ -54,6 +54,18 @@ def store_on(database_url: str, *, direct_copy: bool = True) -> CheckStore:
     )
 
 
+def deliver(database_url: str, *batches: Sequence[dict[str, Any]]) -> None:
+    """Writes each batch in turn through one store (offsets follow on)."""
+    store = store_on(database_url)
+    offset = 0
+    try:
+        for batch in batches:
+            store.write(records(batch, first_offset=offset))
+            offset += len(batch)
+    finally:
+        store.database.close()
+
+
 def site_messages(
     site_id: str,
     outcomes: Sequence[bool],
@@ -197,12 +209,7 @@ def test_a_redelivered_batch_writes_no_alert_twice(database_url: str, migrated: 
 def test_a_late_check_is_stored_and_changes_nothing(database_url: str, migrated: Database) -> None:
     newer = site_messages("late", [True, True], start_minute=10)
     older = site_messages("late", [False, False, False])
-    store = store_on(database_url)
-    try:
-        store.write(records(newer))
-        store.write(records(older, first_offset=10))
-    finally:
-        store.database.close()
+    deliver(database_url, newer, older)
     connection = migrated.connection()
     assert connection.run("SELECT count(*) FROM webchecker.checks")[0][0] == 5
     state = connection.run(
@@ -216,12 +223,7 @@ def test_late_passes_do_not_extend_the_streak(database_url: str, migrated: Datab
     """Passing checks that arrive late (the SQL fast path refuses them) change nothing."""
     newer = site_messages("late-ok", [True, True], start_minute=10)
     older = site_messages("late-ok", [True, True, True])
-    store = store_on(database_url)
-    try:
-        store.write(records(newer))
-        store.write(records(older, first_offset=10))
-    finally:
-        store.database.close()
+    deliver(database_url, newer, older)
     state = migrated.connection().run(
         "SELECT state, pass_streak, last_scheduled_at FROM webchecker.site_state"
     )
@@ -310,36 +312,97 @@ def test_the_writer_handler_moves_site_state(database_url: str, migrated: Databa
     assert payload["status_code"] == 503
 
 
-def test_passes_of_a_site_that_is_up_move_in_sql_with_the_same_result(
+def _state_row(database: Database, site_id: str) -> list[Any]:
+    (row,) = database.connection().run(
+        "SELECT state, pass_streak, fail_streak, last_check_id::text, last_scheduled_at, tags,"
+        " url, streak_started_at, updated_at FROM webchecker.site_state WHERE site_id = :site",
+        site=site_id,
+    )
+    return list(row)
+
+
+def test_passes_of_a_settled_site_write_nothing_and_the_rules_agree(
     database_url: str, migrated: Database
 ) -> None:
-    """The usual case (up, all passed) is applied by one SQL statement; the state it leaves
-    is the one the Python rules compute."""
-    values = site_messages("fast", [True, True, True, True, True], tags=["web"])
+    """The usual case (up, a pass streak going, all passed, same settings) writes no
+    site_state row; the row left is the rules' state but for the watermark."""
+    values = site_messages("fast", [True] * 5, tags=["web"])
     store = store_on(database_url)
     try:
         store.write(records(values[:2]))
+        before = _state_row(migrated, "fast")
         with store.database.transaction() as connection:
             observations = [_row_of(CheckResult.from_message(v), "")[6] for v in values[2:4]]
-            forwarded = store.incidents._lock_and_forward(connection, {"fast": observations})
-        assert forwarded == {"fast"}
+            assert store.incidents._lock_settled(connection, observations) == {"fast"}
+        store.write(records(values[2:4], first_offset=2))
         store.write(records(values[4:], first_offset=4))
     finally:
         store.database.close()
-    machine = StateMachine(RULES)
-    expected = machine.run(
+    after = _state_row(migrated, "fast")
+    assert after == before  # not even updated_at moved
+    expected = StateMachine(RULES).run(
         SiteState(site_id="fast"), [_row_of(CheckResult.from_message(v), "")[6] for v in values]
     )
-    (row,) = migrated.connection().run(
-        "SELECT state, pass_streak, last_check_id::text, last_checked_at, tags, streak_started_at"
-        " FROM webchecker.site_state"
-    )
-    assert row == [
+    state, pass_streak, fail_streak, last_check_id, _, tags, url, started, _ = after
+    assert [state, pass_streak, fail_streak, tags, url, started] == [
         expected.state,
         expected.pass_streak,
-        expected.last_check_id,
-        expected.last_checked_at,
+        expected.fail_streak,
         list(expected.tags),
+        expected.url,
         expected.streak_started_at,
     ]
-    assert expected.pass_streak == 5
+    assert expected.pass_streak == 2  # up: further passes are not counted
+    assert last_check_id == values[1]["check_id"] != expected.last_check_id
+
+
+def test_a_late_failure_after_unwritten_passes_is_still_late(
+    database_url: str, migrated: Database
+) -> None:
+    """The watermark that settled batches did not write comes back from the checks: a
+    failure older than them changes nothing; a newer one opens the incident."""
+    rules = {"failure_threshold": 1, "success_threshold": 1, "tags": ["web"]}
+    early = site_messages("wm", [True, True], **rules)
+    settled = site_messages("wm", [True, True], start_minute=10, **rules)
+    late = site_messages("wm", [False], start_minute=5, **rules)
+    newer = site_messages("wm", [False], start_minute=12, **rules)
+    store = store_on(database_url)
+    try:
+        store.write(records(early))
+        store.write(records(settled, first_offset=2))
+        assert _state_row(migrated, "wm")[3] == early[-1]["check_id"]  # not written
+        store.write(records(late, first_offset=4))
+        assert _state_row(migrated, "wm")[:3] == ["up", 1, 0]
+        assert migrated.connection().run("SELECT count(*) FROM webchecker.incidents") == [[0]]
+        store.write(records(newer, first_offset=5))
+    finally:
+        store.database.close()
+    row = _state_row(migrated, "wm")
+    assert (row[0], row[3]) == ("down", newer[0]["check_id"])
+    # as if the late failure had never come
+    assert stored_alerts(migrated, ["wm"]) == expected_alerts(early + settled + newer)
+
+
+@pytest.mark.parametrize(
+    ("change", "written"),
+    [
+        ({}, False),
+        ({"tags": ["web", "eu"]}, True),
+        ({"url": "https://example.com/v2"}, True),
+        ({"alerts": False}, True),
+        ({"start_minute": 24 * 60 + 10}, True),  # the watermark is a day old: refreshed
+    ],
+)
+def test_a_settled_site_is_written_when_its_settings_change_or_once_a_day(
+    database_url: str, migrated: Database, change: dict[str, Any], written: bool
+) -> None:
+    rules: dict[str, Any] = {"tags": ["web"]}
+    first = site_messages("set", [True, True], **rules)
+    start = change.pop("start_minute", 10)
+    second = site_messages("set", [True], start_minute=start, **(rules | change))
+    deliver(database_url, first, second)
+    row = _state_row(migrated, "set")
+    assert (row[3] == second[0]["check_id"]) is written
+    if written:
+        assert row[5] == second[0].get("tags", ["web"])
+        assert row[6] == second[0]["url"]
