@@ -503,28 +503,27 @@ class IncidentStore:
             f" FROM json_to_recordset(CAST(:rows AS json)) AS n({record})"
             " WHERE s.site_id = n.site_id"
         )
-        # the batch's sites locked in site_id order; of the candidates (sites whose checks
-        # in the batch all passed, warn of no certificate and agree on url, tags and
-        # alerts), those that are settled: up, a pass streak going, not flapping, the same
-        # url, tags and alerts, a watermark not older than :fresh_after. Their checks change
-        # nothing but the watermark: nothing is written (the aggregate reads every locked
-        # row, and the values are those of the latest row version once its lock is held)
+        # the batch's sites locked in site_id order, each with what its checks carry (url,
+        # tags, alerts; nulls when they do not agree, failed, or warn of a certificate):
+        # the settled ones are up, a pass streak going, not flapping, with those settings
+        # and a watermark not older than :fresh_after; their checks change nothing but the
+        # watermark, and nothing is written. The values are those of the latest row
+        # version once its lock is held (a concurrent writer may have moved it).
         self._settled = Statement(f"""
-            WITH locked AS MATERIALIZED (
-                SELECT site_id, url, tags::text AS tags, alerts,
-                       state = 'up' AND fail_streak = 0 AND pass_streak > 0 AND NOT flapping
-                       AND last_scheduled_at >= CAST(:fresh_after AS timestamptz) AS settled
-                FROM {quoted}.site_state
-                WHERE site_id IN (SELECT json_array_elements_text(CAST(:ids AS json)))
-                ORDER BY site_id FOR UPDATE
-            ), candidates AS (
+            WITH n AS (
                 SELECT r->>0 AS site_id, r->>1 AS url, r->>2 AS tags, r->>3 AS alerts
-                FROM json_array_elements(CAST(:candidates AS json)) AS r
+                FROM json_array_elements(CAST(:rows AS json)) AS r
+            ), locked AS MATERIALIZED (
+                SELECT s.site_id,
+                       s.state = 'up' AND s.fail_streak = 0 AND s.pass_streak > 0
+                       AND NOT s.flapping
+                       AND s.last_scheduled_at >= CAST(:fresh_after AS timestamptz)
+                       AND s.url = n.url AND CAST(s.tags AS text) = n.tags
+                       AND CAST(s.alerts AS text) = n.alerts AS settled
+                FROM {quoted}.site_state AS s JOIN n ON s.site_id = n.site_id
+                ORDER BY s.site_id FOR UPDATE OF s
             )
-            SELECT coalesce(json_agg(l.site_id) FILTER (
-                WHERE l.settled AND c.url = l.url AND c.tags = l.tags
-                AND c.alerts = CAST(l.alerts AS text)), '[]')::text
-            FROM locked AS l LEFT JOIN candidates AS c ON c.site_id = l.site_id""")
+            SELECT coalesce(json_agg(site_id) FILTER (WHERE settled), '[]')::text FROM locked""")
         # the newest check stored before this transaction, per site: the watermark, which
         # settled batches leave behind in site_state. A check newer than a site's stored
         # watermark has scheduled_at >= that check's; its checked_at (when its request
@@ -642,15 +641,16 @@ class IncidentStore:
             )
             if candidates.setdefault(site_id, seen) != seen:
                 unsettled.add(site_id)
+        ids = sorted(candidates.keys() | unsettled)
+        if len(unsettled) == len(ids):
+            return set()  # nothing can be settled: the rules lock the sites themselves
         rows = [
-            (site_id, *seen) for site_id, seen in candidates.items() if site_id not in unsettled
+            [site_id] if site_id in unsettled else [site_id, *candidates[site_id]]
+            for site_id in ids
         ]
-        if not rows:  # nothing can be settled: the rules lock the sites themselves
-            return set()
         ((document,),) = self._settled.rows(
             connection,
-            ids=orjson.dumps(sorted(candidates.keys() | unsettled)).decode(),
-            candidates=orjson.dumps(rows).decode(),
+            rows=orjson.dumps(rows).decode(),
             fresh_after=max(check.scheduled_at for check in checks) - WATERMARK_REFRESH,
         )
         return set(orjson.loads(document))
