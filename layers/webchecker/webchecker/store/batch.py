@@ -66,7 +66,12 @@ from webchecker.sites import (
 )
 from webchecker.store.database import Database, Statement, quote_identifier, sqlstate
 from webchecker.store.incidents import IncidentSettings, IncidentStore, Observation
-from webchecker.store.migrations import RetentionSettings, ensure_partitions, month_start
+from webchecker.store.migrations import (
+    RetentionSettings,
+    ensure_partitions,
+    month_start,
+    share_partitions,
+)
 from webchecker.store.msk import KafkaRecord
 
 logger = logging.getLogger(__name__)
@@ -663,6 +668,7 @@ class CheckStore:
         self._ensure_partitions(self._current_months())
         try:
             with self.database.transaction() as connection:
+                share_partitions(connection, self.database.schema)  # none attached meanwhile
                 chunks = validator.copy_data(batch)
                 sent: list[bytes] = []
                 inserted = None
