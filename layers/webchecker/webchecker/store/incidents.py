@@ -624,34 +624,32 @@ class IncidentStore:
         setting): nothing is written for them."""
         days = self.settings.cert_warning_days
         warning = timedelta(days=days)
-        candidates: dict[str, tuple[str, str, str]] = {}
+        candidates: dict[str, tuple[str, str, str, str]] = {}  # each a row of :rows
         unsettled: set[str] = set()
-        for check in checks:
-            site_id = check.site_id
-            expires = check.cert_expires_at
-            if not check.ok or (
-                days and expires is not None and expires - check.checked_at <= warning
-            ):
+        latest = checks[0].scheduled_at
+        # unpacked: attribute access costs more than the rest of the loop (5,000 rows)
+        for _, site_id, url, scheduled, checked, ok, _, _, _, expires, tags, *_, alerts in checks:
+            if scheduled > latest:
+                latest = scheduled
+            if not ok or (days and expires is not None and expires - checked <= warning):
                 unsettled.add(site_id)
                 continue
             seen = (
-                check.url,
-                _tags_literal(tuple(check.tags) if isinstance(check.tags, list | tuple) else ()),
-                "false" if check.alerts is False else "true",
+                site_id,
+                url,
+                _tags_literal(tuple(tags) if isinstance(tags, list | tuple) else ()),
+                "false" if alerts is False else "true",
             )
             if candidates.setdefault(site_id, seen) != seen:
                 unsettled.add(site_id)
         ids = sorted(candidates.keys() | unsettled)
         if len(unsettled) == len(ids):
             return set()  # nothing can be settled: the rules lock the sites themselves
-        rows = [
-            [site_id] if site_id in unsettled else [site_id, *candidates[site_id]]
-            for site_id in ids
-        ]
+        rows = [(site_id,) if site_id in unsettled else candidates[site_id] for site_id in ids]
         ((document,),) = self._settled.rows(
             connection,
             rows=orjson.dumps(rows).decode(),
-            fresh_after=max(check.scheduled_at for check in checks) - WATERMARK_REFRESH,
+            fresh_after=latest - WATERMARK_REFRESH,
         )
         return set(orjson.loads(document))
 
