@@ -508,11 +508,12 @@ class IncidentStore:
         # the settled ones are up, a pass streak going, not flapping, with those settings
         # and a watermark not older than :fresh_after; their checks change nothing but the
         # watermark, and nothing is written. The values are those of the latest row
-        # version once its lock is held (a concurrent writer may have moved it).
+        # version once its lock is held (a concurrent writer may have moved it). jsonb:
+        # each ->> on json would parse the element's text again (~3 ms a batch).
         self._settled = Statement(f"""
             WITH n AS (
                 SELECT r->>0 AS site_id, r->>1 AS url, r->>2 AS tags, r->>3 AS alerts
-                FROM json_array_elements(CAST(:rows AS json)) AS r
+                FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r
             ), locked AS MATERIALIZED (
                 SELECT s.site_id,
                        s.state = 'up' AND s.fail_streak = 0 AND s.pass_streak > 0
