@@ -31,7 +31,7 @@ from webchecker.store.msk import KafkaRecord
 SITES = 10_000
 BATCH = 5_000
 WARM_UP = 4  # batches: every site's row exists, and the tables are warm
-MEASURED = 12  # batches per variant, interleaved
+MEASURED = 20  # batches per variant, interleaved (medians: the machine is shared)
 START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 
 

@@ -54,6 +54,18 @@ def store_on(database_url: str, *, direct_copy: bool = True) -> CheckStore:
     )
 
 
+def deliver(database_url: str, *batches: Sequence[dict[str, Any]]) -> None:
+    """Writes each batch in turn through one store (offsets follow on)."""
+    store = store_on(database_url)
+    offset = 0
+    try:
+        for batch in batches:
+            store.write(records(batch, first_offset=offset))
+            offset += len(batch)
+    finally:
+        store.database.close()
+
+
 def site_messages(
     site_id: str,
     outcomes: Sequence[bool],
@@ -125,6 +137,13 @@ def stored_alerts(database: Database, site_ids: Sequence[str]) -> dict[str, list
     return out
 
 
+#: Hypothesis against the real database: each example writes batches (no deadline).
+ON_THE_DATABASE = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
 @st.composite
 def deliveries(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[int]], bool]:
     """Interleaved sequences of 1-3 sites, cut into batches, some delivered again."""
@@ -160,11 +179,7 @@ def deliveries(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[int]], 
     return values, plan, draw(st.booleans())
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(ON_THE_DATABASE, max_examples=40)
 @given(deliveries())
 def test_any_batching_and_redelivery_give_the_incidents_of_the_sequence_alone(
     database_url: str,
@@ -182,6 +197,67 @@ def test_any_batching_and_redelivery_give_the_incidents_of_the_sequence_alone(
     assert stored_alerts(migrated, sites) == expected_alerts(values)
 
 
+@st.composite
+def late_deliveries(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[int]]]:
+    """One or two sites' checks cut into batches delivered out of order (late checks, also
+    after batches that settled a site), some delivered twice."""
+    prefix = uuid.uuid4().hex[:8]
+    values: list[dict[str, Any]] = []
+    for index in range(draw(st.integers(1, 2))):
+        # mostly passes, low thresholds: sites settle, and a failure may arrive late
+        outcomes = draw(st.lists(st.booleans() | st.just(True), min_size=2, max_size=12))
+        rules = {
+            "failure_threshold": draw(st.integers(1, 2)),
+            "success_threshold": draw(st.integers(1, 2)),
+        }
+        values += site_messages(f"{prefix}-{index}", outcomes, **rules)
+    values.sort(key=lambda value: value["checked_at"])
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(values) - 1)), max_size=6)))
+    bounds = [0, *cuts, len(values)]
+    batches = [list(range(a, b)) for a, b in itertools.pairwise(bounds) if a < b]
+    # one batch held back (a checker that published late) behind some later ones, or any order
+    late = draw(st.integers(0, len(batches) - 1))
+    held = batches.pop(late)
+    batches.insert(draw(st.integers(late, len(batches))), held)
+    plan = draw(st.permutations(batches)) if draw(st.booleans()) else batches
+    again = draw(st.lists(st.sampled_from(batches), max_size=2))
+    return values, [*plan, *again]
+
+
+@settings(ON_THE_DATABASE, max_examples=100)
+@given(late_deliveries())
+def test_batches_in_any_order_give_what_the_rules_give_in_that_order(
+    database_url: str, migrated: Database, delivery: tuple[list[dict[str, Any]], list[list[int]]]
+) -> None:
+    """The rules applied batch by batch in delivery order, each check once (a late one
+    ignored), in memory: the database must agree, settled batches (nothing written) and
+    watermarks recovered from the checks included."""
+    values, plan = delivery
+    deliver(database_url, *([values[i] for i in batch] for batch in plan))
+    states: dict[str, SiteState] = {}
+    machines: dict[str, StateMachine] = {}
+    seen: set[str] = set()
+    for batch in plan:
+        for value in (values[i] for i in batch if values[i]["check_id"] not in seen):
+            seen.add(value["check_id"])
+            site_id = value["site_id"]
+            machine = machines.setdefault(site_id, StateMachine(RULES, created_at=BASE_TIME))
+            state = states.setdefault(site_id, SiteState(site_id=site_id))
+            machine.run(state, [_row_of(CheckResult.from_message(value), "")[6]])
+    expected: dict[str, Any] = {}
+    for site_id, machine in machines.items():
+        expected[site_id] = [_without_created(alert) for alert in machine.changes.alerts]
+        expected[f"{site_id}/incidents"] = sorted(
+            (row["incident_id"], row["opened_at"], row["resolved_at"])
+            for row in machine.changes.incidents.values()
+        )
+    stored = stored_alerts(migrated, sorted(machines))
+    for key, rows in stored.items():
+        if key.endswith("/incidents"):
+            stored[key] = sorted(rows)
+    assert stored == expected
+
+
 def test_a_redelivered_batch_writes_no_alert_twice(database_url: str, migrated: Database) -> None:
     values = site_messages("r", [False, False, False, True, True], cert_days=10)
     store = store_on(database_url)
@@ -197,12 +273,7 @@ def test_a_redelivered_batch_writes_no_alert_twice(database_url: str, migrated: 
 def test_a_late_check_is_stored_and_changes_nothing(database_url: str, migrated: Database) -> None:
     newer = site_messages("late", [True, True], start_minute=10)
     older = site_messages("late", [False, False, False])
-    store = store_on(database_url)
-    try:
-        store.write(records(newer))
-        store.write(records(older, first_offset=10))
-    finally:
-        store.database.close()
+    deliver(database_url, newer, older)
     connection = migrated.connection()
     assert connection.run("SELECT count(*) FROM webchecker.checks")[0][0] == 5
     state = connection.run(
@@ -216,12 +287,7 @@ def test_late_passes_do_not_extend_the_streak(database_url: str, migrated: Datab
     """Passing checks that arrive late (the SQL fast path refuses them) change nothing."""
     newer = site_messages("late-ok", [True, True], start_minute=10)
     older = site_messages("late-ok", [True, True, True])
-    store = store_on(database_url)
-    try:
-        store.write(records(newer))
-        store.write(records(older, first_offset=10))
-    finally:
-        store.database.close()
+    deliver(database_url, newer, older)
     state = migrated.connection().run(
         "SELECT state, pass_streak, last_scheduled_at FROM webchecker.site_state"
     )
@@ -310,36 +376,97 @@ def test_the_writer_handler_moves_site_state(database_url: str, migrated: Databa
     assert payload["status_code"] == 503
 
 
-def test_passes_of_a_site_that_is_up_move_in_sql_with_the_same_result(
+def _state_row(database: Database, site_id: str) -> list[Any]:
+    (row,) = database.connection().run(
+        "SELECT state, pass_streak, fail_streak, last_check_id::text, last_scheduled_at, tags,"
+        " url, streak_started_at, updated_at FROM webchecker.site_state WHERE site_id = :site",
+        site=site_id,
+    )
+    return list(row)
+
+
+def test_passes_of_a_settled_site_write_nothing_and_the_rules_agree(
     database_url: str, migrated: Database
 ) -> None:
-    """The usual case (up, all passed) is applied by one SQL statement; the state it leaves
-    is the one the Python rules compute."""
-    values = site_messages("fast", [True, True, True, True, True], tags=["web"])
+    """The usual case (up, a pass streak going, all passed, same settings) writes no
+    site_state row; the row left is the rules' state but for the watermark."""
+    values = site_messages("fast", [True] * 5, tags=["web"])
     store = store_on(database_url)
     try:
         store.write(records(values[:2]))
+        before = _state_row(migrated, "fast")
         with store.database.transaction() as connection:
             observations = [_row_of(CheckResult.from_message(v), "")[6] for v in values[2:4]]
-            forwarded = store.incidents._lock_and_forward(connection, {"fast": observations})
-        assert forwarded == {"fast"}
+            assert store.incidents._lock_settled(connection, observations) == {"fast"}
+        store.write(records(values[2:4], first_offset=2))
         store.write(records(values[4:], first_offset=4))
     finally:
         store.database.close()
-    machine = StateMachine(RULES)
-    expected = machine.run(
+    after = _state_row(migrated, "fast")
+    assert after == before  # not even updated_at moved
+    expected = StateMachine(RULES).run(
         SiteState(site_id="fast"), [_row_of(CheckResult.from_message(v), "")[6] for v in values]
     )
-    (row,) = migrated.connection().run(
-        "SELECT state, pass_streak, last_check_id::text, last_checked_at, tags, streak_started_at"
-        " FROM webchecker.site_state"
-    )
-    assert row == [
+    state, pass_streak, fail_streak, last_check_id, _, tags, url, started, _ = after
+    assert [state, pass_streak, fail_streak, tags, url, started] == [
         expected.state,
         expected.pass_streak,
-        expected.last_check_id,
-        expected.last_checked_at,
+        expected.fail_streak,
         list(expected.tags),
+        expected.url,
         expected.streak_started_at,
     ]
-    assert expected.pass_streak == 5
+    assert expected.pass_streak == 2  # up: further passes are not counted
+    assert last_check_id == values[1]["check_id"] != expected.last_check_id
+
+
+def test_a_late_failure_after_unwritten_passes_is_still_late(
+    database_url: str, migrated: Database
+) -> None:
+    """The watermark that settled batches did not write comes back from the checks: a
+    failure older than them changes nothing; a newer one opens the incident."""
+    rules = {"failure_threshold": 1, "success_threshold": 1, "tags": ["web"]}
+    early = site_messages("wm", [True, True], **rules)
+    settled = site_messages("wm", [True, True], start_minute=10, **rules)
+    late = site_messages("wm", [False], start_minute=5, **rules)
+    newer = site_messages("wm", [False], start_minute=12, **rules)
+    store = store_on(database_url)
+    try:
+        store.write(records(early))
+        store.write(records(settled, first_offset=2))
+        assert _state_row(migrated, "wm")[3] == early[-1]["check_id"]  # not written
+        store.write(records(late, first_offset=4))
+        assert _state_row(migrated, "wm")[:3] == ["up", 1, 0]
+        assert migrated.connection().run("SELECT count(*) FROM webchecker.incidents") == [[0]]
+        store.write(records(newer, first_offset=5))
+    finally:
+        store.database.close()
+    row = _state_row(migrated, "wm")
+    assert (row[0], row[3]) == ("down", newer[0]["check_id"])
+    # as if the late failure had never come
+    assert stored_alerts(migrated, ["wm"]) == expected_alerts(early + settled + newer)
+
+
+@pytest.mark.parametrize(
+    ("change", "written"),
+    [
+        ({}, False),
+        ({"tags": ["web", "eu"]}, True),
+        ({"url": "https://example.com/v2"}, True),
+        ({"alerts": False}, True),
+        ({"start_minute": 24 * 60 + 10}, True),  # the watermark is a day old: refreshed
+    ],
+)
+def test_a_settled_site_is_written_when_its_settings_change_or_once_a_day(
+    database_url: str, migrated: Database, change: dict[str, Any], written: bool
+) -> None:
+    rules: dict[str, Any] = {"tags": ["web"]}
+    first = site_messages("set", [True, True], **rules)
+    start = change.pop("start_minute", 10)
+    second = site_messages("set", [True], start_minute=start, **(rules | change))
+    deliver(database_url, first, second)
+    row = _state_row(migrated, "set")
+    assert (row[3] == second[0]["check_id"]) is written
+    if written:
+        assert row[5] == second[0].get("tags", ["web"])
+        assert row[6] == second[0]["url"]

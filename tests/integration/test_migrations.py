@@ -8,7 +8,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-from datetime import UTC, date, datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -85,6 +87,111 @@ def test_a_new_partition_takes_over_rows_the_default_partition_held(database: Da
         after = connection.run("SELECT count(*) FROM webchecker.checks_default")[0][0]
         moved = connection.run("SELECT count(*) FROM webchecker.checks_2025_03")[0][0]
     assert (before, after, moved) == (2, 0, 2)
+
+
+def _months_back(count: int) -> date:
+    """The first day of the month ``count`` months before this one (within retention, so
+    the store makes its partition)."""
+    index = datetime.now(UTC).year * 12 + datetime.now(UTC).month - 1 - count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def test_two_connections_creating_the_same_partitions_at_once_both_succeed(
+    database: Database, database_settings: DatabaseSettings
+) -> None:
+    migrate(database)
+    months = [_months_back(n) for n in range(3, 9)]
+    barrier = threading.Barrier(2)
+    results: list[set[date]] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        with Database(database_settings) as own:
+            try:
+                for month in months:
+                    barrier.wait(timeout=30)
+                    results.append(ensure_partitions(own, [month]))
+            except BaseException as error:
+                errors.append(error)
+                barrier.abort()
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(results, key=min) == sorted([{month} for month in months] * 2, key=min)
+    with database.transaction() as connection:
+        partitions = existing_partitions(connection, "webchecker")
+    assert {f"checks_{month:%Y_%m}" for month in months} <= partitions
+
+
+def _wait_until_blocked(database: Database, pid: int) -> str:
+    """Waits until the backend ``pid`` waits for a lock; returns what it waits for."""
+    for _ in range(500):
+        rows = database.connection().run(
+            "SELECT wait_event FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'",
+            pid=pid,
+        )
+        if rows:
+            return str(rows[0][0])
+        time.sleep(0.02)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+def test_a_batch_starting_while_another_writer_attaches_its_month_is_not_refused(
+    database: Database, database_settings: DatabaseSettings
+) -> None:
+    """Without the partition lock the batch's row, routed to the default partition before
+    the attach and checked after it, failed with 23514."""
+    migrate(database)
+    month = _months_back(4)
+    moment = datetime(month.year, month.month, 10, 12, tzinfo=UTC)
+    holder, creator, writer = (Database(database_settings) for _ in range(3))
+    outcome: dict[str, object] = {}
+
+    def run(name: str, work: Callable[[], object]) -> threading.Thread:
+        def target() -> None:
+            try:
+                outcome[name] = work()
+            except BaseException as error:
+                outcome[name] = error
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    try:
+        # the attach (which needs this lock) waits while the default partition is locked
+        hold = holder.connection()
+        hold.run("BEGIN")
+        hold.run("LOCK TABLE webchecker.checks IN SHARE UPDATE EXCLUSIVE MODE")
+        creator_pid, writer_pid = (
+            own.connection().run("SELECT pg_backend_pid()")[0][0] for own in (creator, writer)
+        )
+        creating = run("create", lambda: ensure_partitions(creator, [month]))
+        _wait_until_blocked(database, creator_pid)
+        store = CheckStore(writer)
+        store._known_months.add(month)  # another container: it knows nothing to create
+        batch = [message(checked_at=moment + timedelta(minutes=n)) for n in range(3)]
+        writing = run("write", lambda: store.write(records(batch, first_offset=10)))
+        _wait_until_blocked(database, writer_pid)
+        hold.run("COMMIT")
+        creating.join(timeout=30)
+        writing.join(timeout=30)
+    finally:
+        for own in (holder, creator, writer):
+            own.close()
+
+    assert outcome["create"] == {month}
+    assert not isinstance(outcome["write"], BaseException), outcome["write"]
+    with database.transaction() as connection:
+        placed = connection.run(
+            "SELECT tableoid::regclass::text, count(*) FROM webchecker.checks GROUP BY 1"
+        )
+    assert placed == [[f"webchecker.checks_{month:%Y_%m}", 3]]
 
 
 def test_retention_drops_partitions_past_the_cutoff_and_old_rollups(database: Database) -> None:

@@ -30,7 +30,9 @@ one chunk while the next one is validated.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import itertools
 import json
 import logging
@@ -66,7 +68,12 @@ from webchecker.sites import (
 )
 from webchecker.store.database import Database, Statement, quote_identifier, sqlstate
 from webchecker.store.incidents import IncidentSettings, IncidentStore, Observation
-from webchecker.store.migrations import RetentionSettings, ensure_partitions, month_start
+from webchecker.store.migrations import (
+    RetentionSettings,
+    ensure_partitions,
+    month_start,
+    share_partitions,
+)
 from webchecker.store.msk import KafkaRecord
 
 logger = logging.getLogger(__name__)
@@ -627,6 +634,22 @@ def _rejects_sql(schema: str, rows: int) -> str:
     )
 
 
+@contextlib.contextmanager
+def _no_collections() -> Iterator[None]:
+    """The cyclic garbage collector paused while a batch is written (then resumed): a batch
+    allocates tens of thousands of container objects that reference counting frees or that
+    live until the end of the batch, so collections during it find nothing and cost ~10 ms
+    a 5,000-row batch (~25 ms with the state machine's observations alive until it runs)."""
+    if not gc.isenabled():  # paused by the caller (or another writer thread): left so
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class CheckStore:
     """Writes batches into one database; keeps per-container state (known partitions)."""
 
@@ -658,11 +681,15 @@ class CheckStore:
 
     def write(self, records: Iterable[KafkaRecord]) -> BatchOutcome:
         """Stores a batch in one transaction; raises ``StoreUnavailable`` to have it retried."""
-        batch = list(records)
+        with _no_collections():
+            return self._write(list(records))
+
+    def _write(self, batch: list[KafkaRecord]) -> BatchOutcome:
         validator = BatchValidator(observe=self.track_state)
         self._ensure_partitions(self._current_months())
         try:
             with self.database.transaction() as connection:
+                share_partitions(connection, self.database.schema)  # none attached meanwhile
                 chunks = validator.copy_data(batch)
                 sent: list[bytes] = []
                 inserted = None

@@ -26,12 +26,23 @@ one applied to its site (a late check) is stored but ignored.
 Per batch: the ``site_state`` rows of the batch's sites are locked in ``site_id`` order
 (``SELECT ... FOR UPDATE``), so concurrent writers apply a site's checks one after the
 other and never deadlock on them; the new state, incidents and alerts (the outbox) are
-written in the same transaction as the checks. Incident and alert ids are UUIDv5 of what
+written in the same transaction as the checks.
+
+Settled sites are not written: a site up with a pass streak going, not flapping, whose
+checks in the batch all passed, warn of no certificate and carry its url, tags and alerts
+setting, would only move its watermark (the last applied check; once up, passes are not
+counted). So ``site_state.last_*`` is the watermark as of the row's last write (at least
+daily, ``WATERMARK_REFRESH``), and when a site's checks go through the rules its watermark
+is first moved up to the newest check stored for it before this transaction: every stored
+check was applied or late, so that is the watermark. The search assumes a check's
+``checked_at`` is at most ``CLOCK_SKEW`` before its ``scheduled_at`` (its request starts
+after its tick). Incident and alert ids are UUIDv5 of what
 caused them, so even a logic error could not write the same alert twice (primary keys).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,6 +64,12 @@ DEFAULT_CERT_WARNING_DAYS = 14
 DEFAULT_FLAP_OPENS = 3
 DEFAULT_FLAP_WINDOW_MINUTES = 60
 DEFAULT_FLAP_STEADY_MINUTES = 30
+#: A settled site's watermark is written at least this often (site_state.last_checked_at
+#: says a site is still checked: the status page hides sites not checked for 90 days).
+WATERMARK_REFRESH = timedelta(days=1)
+#: How much earlier than its scheduled_at a check's checked_at may be (the checker's clock
+#: against the scheduler's): the watermark search looks back this far.
+CLOCK_SKEW = timedelta(minutes=5)
 #: Seeds the UUIDv5 ids of incidents and alerts.
 ID_NAMESPACE = uuid.UUID("5f0f8d56-2a47-4c47-9a53-8f0b8f6c2a10")
 
@@ -259,6 +276,10 @@ class StateMachine:
 
     def _passed(self, state: SiteState, check: Observation) -> None:
         state.fail_streak = 0
+        if state.state == "up" and state.pass_streak:
+            # up with a pass streak going: a pass changes nothing but the watermark (the
+            # streak only counts towards success_threshold), so such sites need no write
+            return
         state.pass_streak += 1
         if state.pass_streak == 1:
             self._start_streak(state, check)
@@ -442,6 +463,13 @@ class StateMachine:
         self.changes.alerts.append(payload)
 
 
+@functools.lru_cache(maxsize=1024)
+def _tags_literal(tags: tuple[object, ...]) -> str:
+    """The site_state.tags text the rules would leave (lenient_tags' tags are
+    [a-z0-9._-]: nothing to quote); the same few tag lists repeat across a batch."""
+    return "{" + ",".join(lenient_tags(tags)) + "}"
+
+
 def _order(check: Observation) -> tuple[datetime, datetime, str]:
     return (check.scheduled_at, check.checked_at, check.check_id)
 
@@ -475,42 +503,45 @@ class IncidentStore:
             f" FROM json_to_recordset(CAST(:rows AS json)) AS n({record})"
             " WHERE s.site_id = n.site_id"
         )
-        forwarded = (
-            "site_id text, url text, tags text[], alerts boolean, passes integer,"
-            " first_scheduled_at timestamptz, first_checked_at timestamptz, first_check_id uuid,"
-            " last_scheduled_at timestamptz, last_checked_at timestamptz, last_check_id uuid"
-        )
-        fields = [part.split()[0] for part in forwarded.split(",")]
-        columns_of_row = [f"r->>{i} AS {name}" for i, name in enumerate(fields)]
-        self._forward = Statement(f"""
-            WITH locked AS (
-                SELECT site_id FROM {quoted}.site_state
-                WHERE site_id IN (SELECT json_array_elements_text(CAST(:ids AS json)))
-                ORDER BY site_id FOR UPDATE
-            ), n AS (
-                SELECT {", ".join(columns_of_row)}
-                FROM json_array_elements(CAST(:rows AS json)) AS r
-                -- an init plan: every site is locked, in order, before anything is updated
-                WHERE (SELECT count(*) FROM locked) >= 0
-            ), forwarded AS (
-                UPDATE {quoted}.site_state AS s SET
-                    url = n.url, tags = CAST(n.tags AS text[]), alerts = CAST(n.alerts AS boolean),
-                    pass_streak = s.pass_streak + CAST(n.passes AS integer),
-                    last_check_id = CAST(n.last_check_id AS uuid),
-                    last_scheduled_at = CAST(n.last_scheduled_at AS timestamptz),
-                    last_checked_at = CAST(n.last_checked_at AS timestamptz),
-                    updated_at = now()
-                FROM n
-                WHERE s.site_id = n.site_id
-                  AND s.state = 'up' AND s.fail_streak = 0 AND s.pass_streak > 0
-                  AND NOT s.flapping
-                  AND (s.last_scheduled_at, s.last_checked_at, s.last_check_id)
-                      < (CAST(n.first_scheduled_at AS timestamptz),
-                         CAST(n.first_checked_at AS timestamptz),
-                         CAST(n.first_check_id AS uuid))
-                RETURNING s.site_id
+        # the batch's sites locked in site_id order, each with what its checks carry (url,
+        # tags, alerts; nulls when they do not agree, failed, or warn of a certificate):
+        # the settled ones are up, a pass streak going, not flapping, with those settings
+        # and a watermark not older than :fresh_after; their checks change nothing but the
+        # watermark, and nothing is written. The values are those of the latest row
+        # version once its lock is held (a concurrent writer may have moved it). jsonb:
+        # each ->> on json would parse the element's text again (~3 ms a batch).
+        self._settled = Statement(f"""
+            WITH n AS (
+                SELECT r->>0 AS site_id, r->>1 AS url, r->>2 AS tags, r->>3 AS alerts
+                FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r
+            ), locked AS MATERIALIZED (
+                SELECT s.site_id,
+                       s.state = 'up' AND s.fail_streak = 0 AND s.pass_streak > 0
+                       AND NOT s.flapping
+                       AND s.last_scheduled_at >= CAST(:fresh_after AS timestamptz)
+                       AND s.url = n.url AND CAST(s.tags AS text) = n.tags
+                       AND CAST(s.alerts AS text) = n.alerts AS settled
+                FROM {quoted}.site_state AS s JOIN n ON s.site_id = n.site_id
+                ORDER BY s.site_id FOR UPDATE OF s
             )
-            SELECT coalesce(json_agg(site_id), '[]')::text FROM forwarded""")
+            SELECT coalesce(json_agg(site_id) FILTER (WHERE settled), '[]')::text FROM locked""")
+        # the newest check stored before this transaction, per site: the watermark, which
+        # settled batches leave behind in site_state. A check newer than a site's stored
+        # watermark has scheduled_at >= that check's; its checked_at (when its request
+        # started, after its tick) is then no earlier than :since (the site's first
+        # scheduled_at in this batch less CLOCK_SKEW), so the site_id/checked_at index
+        # finds it among a few recent rows
+        self._watermarks = Statement(f"""
+            SELECT coalesce(json_agg(json_build_array(q.site_id, w.scheduled_at, w.checked_at,
+                                                      w.check_id)), '[]')::text
+            FROM json_to_recordset(CAST(:sites AS json))
+                AS q(site_id text, since timestamptz, mine uuid[])
+            CROSS JOIN LATERAL (
+                SELECT c.scheduled_at, c.checked_at, c.check_id FROM {quoted}.checks AS c
+                WHERE c.site_id = q.site_id AND c.checked_at >= q.since
+                  AND c.check_id <> ALL(q.mine)
+                ORDER BY c.scheduled_at DESC, c.checked_at DESC, c.check_id DESC LIMIT 1
+            ) AS w""")
         self._windows = Statement(
             f"SELECT starts_at, ends_at, site_ids, tags FROM {quoted}.maintenance_windows"
             " WHERE starts_at <= :last AND ends_at > :first"
@@ -543,18 +574,19 @@ class IncidentStore:
         """Moves the sites of ``checks`` (the rows this transaction inserted)."""
         if not checks:
             return Changes()
-        by_site: dict[str, list[Observation]] = {}
-        for check in checks:
-            by_site.setdefault(check.site_id, []).append(check)
-        # every site of the batch locked in site_id order; the usual case (a site up whose
-        # checks all passed) moved in the same statement, the rest here in Python
-        forwarded = self._lock_and_forward(connection, by_site)
-        by_site = {site: cs for site, cs in by_site.items() if site not in forwarded}
-        if not by_site:
+        # every site of the batch locked in site_id order; the usual case (a settled site
+        # whose checks all passed) needs no write at all, the rest goes through the rules
+        settled = self._lock_settled(connection, checks)
+        rest = [check for check in checks if check.site_id not in settled]
+        if not rest:
             return Changes(applied=len(checks))
+        by_site: dict[str, list[Observation]] = {}
+        for check in rest:
+            by_site.setdefault(check.site_id, []).append(check)
         states = self._lock_states(connection, by_site)
-        first = min(check.scheduled_at for check in checks)
-        last = max(check.scheduled_at for check in checks)
+        self._recover_watermarks(connection, by_site, states)
+        first = min(check.scheduled_at for check in rest)
+        last = max(check.scheduled_at for check in rest)
         windows = [
             MaintenanceWindow(
                 starts_at=starts,
@@ -565,6 +597,7 @@ class IncidentStore:
             for starts, ends, ids, tags in self._windows.rows(connection, first=first, last=last)
         ]
         machine = StateMachine(self.settings, windows, created_at=now)
+        machine.changes.applied = len(checks) - len(rest)
         changed: list[SiteState] = []
         for site_id, site_checks in by_site.items():
             state = states[site_id]
@@ -583,37 +616,67 @@ class IncidentStore:
             self._alerts.run(connection, alerts=orjson.dumps(changes.alerts).decode())
         return changes
 
-    def _lock_and_forward(
-        self, connection: pg8000.native.Connection, by_site: Mapping[str, list[Observation]]
+    def _lock_settled(
+        self, connection: pg8000.native.Connection, checks: Sequence[Observation]
     ) -> set[str]:
-        """Locks the batch's sites (``site_id`` order) and applies, in SQL, the checks of
-        each site that is up, not flapping, with a pass streak going, whose checks in this
-        batch all passed, all come after its last applied check and warn of no
-        certificate: they only extend the pass streak. Returns those sites."""
-        warning = timedelta(days=self.settings.cert_warning_days)
-        rows = []
-        for site_id, site_checks in by_site.items():
-            if not all(check.ok for check in site_checks):
+        """Locks the batch's sites (``site_id`` order); returns the settled ones whose
+        checks change nothing but the watermark (the rules move an up site with a pass
+        streak going only on a failure, a certificate warning, a new url, tags or alerts
+        setting): nothing is written for them."""
+        days = self.settings.cert_warning_days
+        warning = timedelta(days=days)
+        candidates: dict[str, tuple[str, str, str, str]] = {}  # each a row of :rows
+        unsettled: set[str] = set()
+        latest = checks[0].scheduled_at
+        # unpacked: attribute access costs more than the rest of the loop (5,000 rows)
+        for _, site_id, url, scheduled, checked, ok, _, _, _, expires, tags, *_, alerts in checks:
+            if scheduled > latest:
+                latest = scheduled
+            if not ok or (days and expires is not None and expires - checked <= warning):
+                unsettled.add(site_id)
                 continue
-            if self.settings.cert_warning_days and any(
-                check.cert_expires_at is not None
-                and check.cert_expires_at - check.checked_at <= warning
-                for check in site_checks
-            ):
-                continue
-            site_checks.sort(key=_order)
-            first, last = site_checks[0], site_checks[-1]
-            row = (
-                # an array literal: tags are [a-z0-9._-] (lenient_tags), nothing to quote
-                site_id, last.url, "{" + ",".join(lenient_tags(last.tags)) + "}",
-                last.alerts is not False,
-                len(site_checks), first.scheduled_at, first.checked_at, first.check_id,
-                last.scheduled_at, last.checked_at, last.check_id,
-            )  # fmt: skip
-            rows.append(row)
-        ids = orjson.dumps(sorted(by_site)).decode()
-        ((document,),) = self._forward.rows(connection, ids=ids, rows=orjson.dumps(rows).decode())
+            seen = (
+                site_id,
+                url,
+                _tags_literal(tuple(tags) if isinstance(tags, list | tuple) else ()),
+                "false" if alerts is False else "true",
+            )
+            if candidates.setdefault(site_id, seen) != seen:
+                unsettled.add(site_id)
+        ids = sorted(candidates.keys() | unsettled)
+        if len(unsettled) == len(ids):
+            return set()  # nothing can be settled: the rules lock the sites themselves
+        rows = [(site_id,) if site_id in unsettled else candidates[site_id] for site_id in ids]
+        ((document,),) = self._settled.rows(
+            connection,
+            rows=orjson.dumps(rows).decode(),
+            fresh_after=latest - WATERMARK_REFRESH,
+        )
         return set(orjson.loads(document))
+
+    def _recover_watermarks(
+        self,
+        connection: pg8000.native.Connection,
+        by_site: Mapping[str, Sequence[Observation]],
+        states: Mapping[str, SiteState],
+    ) -> None:
+        """Moves each state's watermark up to the newest check stored for its site before
+        this transaction (settled batches applied checks without writing it)."""
+        sites = [
+            {
+                "site_id": site_id,
+                "since": format_timestamp(min(c.scheduled_at for c in site_checks) - CLOCK_SKEW),
+                "mine": [check.check_id for check in site_checks],
+            }
+            for site_id, site_checks in by_site.items()
+        ]
+        ((document,),) = self._watermarks.rows(connection, sites=orjson.dumps(sites).decode())
+        for site_id, scheduled, checked, check_id in orjson.loads(document):
+            state = states[site_id]
+            newest = (_from_isoformat(scheduled), _from_isoformat(checked), check_id)
+            last = state.last_order()
+            if last is None or newest > last:
+                state.last_scheduled_at, state.last_checked_at, state.last_check_id = newest
 
     def _lock_states(
         self, connection: pg8000.native.Connection, by_site: Mapping[str, Sequence[Observation]]

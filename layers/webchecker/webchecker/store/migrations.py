@@ -375,15 +375,36 @@ def ensure_partitions(database: Database, months: Iterable[date]) -> set[date]:
         have = existing_partitions(connection, database.schema)
         missing = sorted(month for month in wanted if partition_name(month) not in have)
         if missing:
+            # exclusive: waits for the batches in flight (share_partitions), and holds new
+            # ones back until the partitions are attached
             connection.run(
                 "SELECT pg_advisory_xact_lock(hashtext(:key))",
-                key=f"{_PARTITION_LOCK_NAMESPACE}.{database.schema}",
+                key=_partition_lock_key(database.schema),
             )
             have = existing_partitions(connection, database.schema)  # another writer may have
             for month in missing:
                 if partition_name(month) not in have:
                     _create_partition(connection, database.schema, month)
     return wanted
+
+
+def share_partitions(connection: pg8000.native.Connection, schema: str) -> None:
+    """Holds the partition lock in shared mode until the transaction ends; a batch takes it
+    before its first row.
+
+    A row routed to the default partition is checked against the default's constraint once
+    the default's lock is granted: a partition attached meanwhile by another writer (whose
+    ``ensure_partitions`` holds the default locked) makes that row fail with 23514 (check
+    violation). So ``ensure_partitions`` takes the lock exclusively: it waits for the
+    batches in flight, and new batches start once the partition is there.
+    """
+    connection.run(
+        "SELECT pg_advisory_xact_lock_shared(hashtext(:key))", key=_partition_lock_key(schema)
+    )
+
+
+def _partition_lock_key(schema: str) -> str:
+    return f"{_PARTITION_LOCK_NAMESPACE}.{schema}"
 
 
 def _create_partition(connection: pg8000.native.Connection, schema: str, month: date) -> None:
