@@ -189,13 +189,13 @@ class TestDeployedStack:
         assert code == 1
         assert "has no output SchedulerFunctionName" in out
 
-    def test_the_stack_name_comes_from_the_samconfig_environment(
+    def test_the_stack_name_comes_from_the_samconfig_environments_deploy_section(
         self, account_env: Deployed, tmp_path: Path
     ) -> None:
         config = tmp_path / "samconfig.toml"
         config.write_text(
-            'version = 0.1\n[ci.global.parameters]\nstack_name = "webchecker-smoke"\n'
-            '[ci.deploy.parameters]\nstack_name = "ignored"\n'
+            'version = 0.1\n[ci.global.parameters]\nstack_name = "ignored"\n'
+            '[ci.deploy.parameters]\nstack_name = "webchecker-smoke"\n'
         )
         code, out = run_cli("--config-env", "ci", "--config-file", str(config))
         assert code == 0, out
