@@ -1,30 +1,40 @@
 """One fresh connection per check: resolve once, guard, connect to the address just checked.
 
-The checker speaks HTTP/1.1 with httpcore (httpx's transport layer) over the
-:class:`CheckStream` below, a small asyncio implementation of httpcore's network stream
-that also records the timing phases (DNS, connect, TLS, time to first byte) and the TLS
-certificate's expiry. Opening a stream is where the SSRF guard applies: the host is
-resolved once, every address is judged by :mod:`webchecker.check.guard`, and the socket goes to
-an address that was judged. TLS verification and SNI use the host name, so certificates
-are checked exactly as for a normal connection. Redirects call :func:`open_stream` again,
-so every hop is guarded.
+A :class:`Connection` is a non-blocking socket driven by the event loop's reader and
+writer callbacks, with TLS done by an ``ssl.SSLObject`` over memory buffers. It replaces
+asyncio's streams and SSL transport, which cost about as much CPU per check as the TLS
+handshake itself (a transport, a protocol, a stream reader and writer, and the pure-Python
+SSL protocol's buffers and callbacks per connection): here the socket stays registered
+for reading until it is closed, each readiness event reads what arrived straight into the
+TLS layer and wakes the check if it waits, and the handshake's last message leaves in the
+same segment as the request. It also records the timing phases (DNS, connect, TLS, time
+to first byte) and the certificate's expiry.
 
-Failures here raise :class:`CheckFailure` carrying the error kind of the message schema.
+Opening a connection is where the SSRF guard applies: the host is resolved once, every
+address is judged by :mod:`webchecker.check.guard`, and the socket goes to an address that
+was judged. TLS verification and SNI use the host name, so certificates are checked
+exactly as for a normal connection. Redirects call :func:`open_connection` again, so
+every hop is guarded.
+
+Failures raise :class:`CheckFailure` carrying the error kind of the message schema.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import httpcore
 
 from webchecker.check import guard
+
+# Bytes taken per socket read (below malloc's mmap threshold, so no syscalls to allocate),
+# and per TLS read (one record holds at most 16 KiB).
+_READ_SIZE = 64 * 1024
+_TLS_READ_SIZE = 16 * 1024
 
 
 class CheckFailure(Exception):
@@ -52,56 +62,101 @@ class Phases:
     address: str | None = None
 
 
-class CheckStream(httpcore.AsyncNetworkStream):
-    """An httpcore network stream on asyncio streams, timing its first request and response.
+class Connection:
+    """A connected socket, with TLS once :meth:`start_tls` returned, for one exchange.
 
     Time limits come from the caller's single deadline around the whole check
-    (``asyncio.timeout``), so the per-operation ``timeout`` arguments are not used.
+    (``asyncio.timeout``); :meth:`close` must be called in every case (it unregisters
+    the socket from the event loop).
     """
 
-    __slots__ = ("_phases", "_reader", "_request_started", "_writer")
+    __slots__ = (
+        "_eof",
+        "_error",
+        "_fd",
+        "_incoming",
+        "_loop",
+        "_outgoing",
+        "_plain",
+        "_sent_at",
+        "_sock",
+        "_tls",
+        "_waiter",
+        "phases",
+    )
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, phases: Phases
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, phases: Phases
     ) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._phases = phases
-        self._request_started: float | None = None
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self.phases = phases
+        self._tls: ssl.SSLObject | None = None
+        self._incoming: ssl.MemoryBIO | None = None  # bytes for the TLS layer to decrypt
+        self._outgoing = ssl.MemoryBIO()  # bytes the TLS layer wants sent
+        self._plain: list[bytes] = []  # received bytes when there is no TLS layer
+        self._waiter: asyncio.Future[None] | None = None
+        self._eof = False
+        self._error: OSError | None = None
+        self._sent_at: float | None = None
+        loop.add_reader(self._fd, self._on_readable)
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+    def _on_readable(self) -> None:
+        # Level-triggered: called once per loop iteration while bytes are waiting. Each
+        # call reads what is there, so a check that reads a long body still lets the
+        # other checks run between two reads.
         try:
-            data = await self._reader.read(max_bytes)
-        except (OSError, ssl.SSLError) as error:
-            raise httpcore.ReadError(_describe_os_error(error)) from error
-        if self._phases.ttfb_ms is None and self._request_started is not None:
-            self._phases.ttfb_ms = _ms_since(self._request_started)
-        return data
+            data = self._sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._error = error
+            data = b""
+        if data:
+            if self._incoming is not None:
+                self._incoming.write(data)
+            else:
+                self._plain.append(data)
+        else:
+            self._eof = True
+            self._loop.remove_reader(self._fd)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        if self._request_started is None:
-            self._request_started = time.perf_counter()
+    async def _wait(self) -> None:
+        """Until more bytes, the end of the stream or an error arrived."""
+        waiter = self._waiter = self._loop.create_future()
         try:
-            self._writer.write(buffer)
-            await self._writer.drain()
-        except (OSError, ssl.SSLError) as error:
-            raise httpcore.WriteError(_describe_os_error(error)) from error
+            await waiter
+        finally:
+            self._waiter = None
 
-    async def aclose(self) -> None:
-        # No graceful TLS close_notify exchange: the check is over, the server may hang.
-        self._writer.transport.abort()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
-    ) -> CheckStream:
-        phases = self._phases
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        """The TLS handshake; its last message is sent with the first :meth:`send`."""
+        phases = self.phases
         phases.phase = "TLS handshake"
         started = time.perf_counter()
+        incoming = ssl.MemoryBIO()
+        if self._plain:  # nothing is expected before the handshake, but nothing is lost
+            incoming.write(b"".join(self._plain))
+            self._plain.clear()
+        self._incoming = incoming
+        tls = context.wrap_bio(incoming, self._outgoing, server_hostname=server_hostname)
         try:
-            await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    pending = self._outgoing.read()
+                    if pending:
+                        await self._send_raw(pending)
+                    if self._eof:
+                        lost = self._error or ConnectionError("the server closed the connection")
+                        raise lost from None
+                    await self._wait()
         except ssl.SSLCertVerificationError as error:
             raise CheckFailure(
                 "tls", f"certificate of {server_hostname} not accepted: {error.verify_message}"
@@ -114,21 +169,82 @@ class CheckStream(httpcore.AsyncNetworkStream):
             raise CheckFailure(
                 "tls",
                 f"connection lost during the TLS handshake with {server_hostname}: "
-                f"{_describe_os_error(error)}",
+                f"{describe_os_error(error)}",
             ) from error
+        self._tls = tls
         phases.tls_ms = _ms_since(started)
-        # asyncio decoded the certificate once after the handshake (verified ones only):
-        # reuse it rather than calling getpeercert() a second time.
-        phases.tls_cert_expires_at = _certificate_expiry(self._writer.get_extra_info("peercert"))
-        return self
+        # getpeercert() decodes only a verified certificate: unverified sites report no expiry.
+        if context.verify_mode != ssl.CERT_NONE:
+            phases.tls_cert_expires_at = _certificate_expiry(tls.getpeercert())
 
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":  # asked by connection pools only; a check never reuses
-            return self._reader.at_eof()
-        return self._writer.get_extra_info(info)
+    async def send(self, data: bytes) -> None:
+        """Sends ``data`` (encrypted, after the handshake's last message, with TLS)."""
+        if self._tls is not None:
+            self._tls.write(data)
+            data = self._outgoing.read()
+        if self._sent_at is None:
+            self._sent_at = time.perf_counter()
+        try:
+            await self._send_raw(data)
+        except OSError as error:
+            raise self._lost(error) from error
+
+    async def _send_raw(self, data: bytes) -> None:
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(data):  # the socket buffer is full: let the loop wait for room
+            await self._loop.sock_sendall(self._sock, memoryview(data)[sent:])
+
+    async def recv(self) -> bytes:
+        """The next bytes received (decrypted with TLS); ``b""`` at the end of the stream.
+
+        An end without TLS's close_notify counts as an end: the HTTP framing tells
+        whether the response was complete.
+        """
+        tls = self._tls
+        while True:
+            data: bytes | None = None
+            if tls is not None:
+                try:
+                    data = tls.read(_TLS_READ_SIZE)
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLZeroReturnError:  # close_notify
+                    data = b""
+                except ssl.SSLError as error:
+                    raise self._lost(error) from error
+            elif self._plain:
+                plain = self._plain
+                data = plain[0] if len(plain) == 1 else b"".join(plain)
+                plain.clear()
+            if data is not None:
+                if data and self.phases.ttfb_ms is None and self._sent_at is not None:
+                    self.phases.ttfb_ms = _ms_since(self._sent_at)
+                return data
+            if self._eof:
+                if self._error is not None:
+                    raise self._lost(self._error)
+                return b""
+            await self._wait()
+
+    def _lost(self, error: OSError) -> CheckFailure:
+        return CheckFailure(
+            "invalid_response",
+            f"connection lost while {self.phases.phase}: {describe_os_error(error)}",
+        )
+
+    def close(self) -> None:
+        """Closes at once: no TLS close_notify exchange (the check is over, the server
+        may hang)."""
+        if not self._eof:
+            self._eof = True
+            self._loop.remove_reader(self._fd)
+        self._sock.close()
 
 
-async def open_stream(
+async def open_connection(
     host: str,
     port: int,
     *,
@@ -136,7 +252,7 @@ async def open_stream(
     allow_private: bool,
     allowed_networks: tuple[guard.IPNetwork, ...] = (),
     ssl_context: ssl.SSLContext | None,
-) -> CheckStream:
+) -> Connection:
     """Resolves ``host`` once, refuses blocked addresses, connects, and starts TLS if asked.
 
     Every resolved address is judged before any connection: if one is blocked the check is
@@ -164,29 +280,64 @@ async def open_stream(
             )
     phases.phase = "connecting"
     started = time.perf_counter()
+    loop = asyncio.get_running_loop()
     last_error: OSError | None = None
     for address in addresses:
         try:
-            reader, writer = await asyncio.open_connection(str(address), port)
+            sock = await _connect(loop, address, port)
         except OSError as error:
             last_error = error
             continue
         phases.connect_ms = _ms_since(started)
         phases.address = str(address)
-        stream = CheckStream(reader, writer, phases)
+        connection = Connection(loop, sock, phases)
         if ssl_context is None:
-            return stream
+            return connection
         try:
-            return await stream.start_tls(ssl_context, server_hostname=host.strip("[]"))
+            await connection.start_tls(ssl_context, host.strip("[]"))
         except BaseException:
-            await stream.aclose()
+            connection.close()
             raise
+        return connection
     assert last_error is not None
     shown = ", ".join(map(str, addresses))
     raise CheckFailure(
         "connect",
-        f"cannot connect to {host} port {port} ({shown}): {_describe_os_error(last_error)}",
+        f"cannot connect to {host} port {port} ({shown}): {describe_os_error(last_error)}",
     ) from last_error
+
+
+async def _connect(
+    loop: asyncio.AbstractEventLoop, address: guard.IPAddress, port: int
+) -> socket.socket:
+    """A non-blocking TCP socket connected to ``address`` (raises OSError)."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        try:
+            sock.connect((str(address), port))
+        except (BlockingIOError, InterruptedError):
+            fd = sock.fileno()
+            waiter: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(fd, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                loop.remove_writer(fd)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code)) from None
+    except BaseException:
+        sock.close()
+        raise
+    # No TCP_NODELAY: every request leaves in one send, when nothing is unacknowledged.
+    return sock
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _ms_since(started: float) -> float:
@@ -194,7 +345,6 @@ def _ms_since(started: float) -> float:
 
 
 def _certificate_expiry(certificate: object) -> datetime | None:
-    # getpeercert() only decodes a verified certificate; unverified sites report no expiry.
     not_after = certificate.get("notAfter") if isinstance(certificate, dict) else None
     if not isinstance(not_after, str):
         return None
@@ -228,7 +378,8 @@ def _parse_cert_time(text: str) -> datetime | None:
             return None
 
 
-def _describe_os_error(error: BaseException) -> str:
+def describe_os_error(error: BaseException) -> str:
+    """A short lower-case text for a socket or TLS error, for an ``error_detail``."""
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
     if isinstance(error, ConnectionResetError):

@@ -1,8 +1,9 @@
 """Checking sites: one HTTP check of one site, and many checks at once, bounded.
 
 A check opens a fresh connection (:mod:`webchecker.check.connection`: resolved once, guarded,
-timed), sends the site's request with httpcore, follows redirects itself (each hop on a
-new, guarded connection), reads the body only up to the cap, and judges the response.
+timed), sends the site's request and reads the response with :mod:`webchecker.check.http11`,
+follows redirects itself (each hop on a new, guarded connection), reads the body only up
+to the cap, and judges the response.
 One deadline, the site's ``timeout``, covers everything from the name lookup to the last
 byte read. The outcome is a :class:`~webchecker.results.CheckResult`; a check never
 raises.
@@ -24,16 +25,22 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
-import httpcore
 import httpx
 
-from webchecker.check.connection import CheckFailure, Phases, open_stream
+from webchecker.check.connection import CheckFailure, Connection, Phases, open_connection
 from webchecker.check.guard import IPNetwork, parse_networks
+from webchecker.check.http11 import (
+    RequestError,
+    Response,
+    ResponseError,
+    ResponseReader,
+    encode_request,
+)
 from webchecker.config import env_bool, env_float, env_int, env_optional, env_str
 from webchecker.exceptions import ConfigurationError
 from webchecker.results import CheckResult, truncate_detail
@@ -246,11 +253,9 @@ async def check_site(site: Site, *, scheduled_at: datetime, settings: ProbeSetti
             )
     except CheckFailure as failure:
         check.fail(failure.kind, failure.detail)
-    except httpcore.RemoteProtocolError as error:
+    except ResponseError as error:
         check.fail("invalid_response", f"invalid HTTP response: {error}")
-    except (httpcore.ReadError, httpcore.WriteError) as error:
-        check.fail("invalid_response", f"connection lost while {check.phases.phase}: {error}")
-    except httpcore.LocalProtocolError as error:
+    except RequestError as error:
         check.fail("other", f"the request could not be sent: {error}")
     except Exception as error:  # a check must never take the others down
         logger.warning("unexpected error checking %s", site.id, exc_info=True)
@@ -313,26 +318,27 @@ class _Check:
             parts = urlsplit(url)
             self.phases = Phases()  # timings and status are those of the last hop
             self.status_code = None
-            stream = await self._connect(parts)
+            connection = await self._connect(parts)
             try:
-                origin, request = _build_request(
+                request = _build_request(
                     parts, method, headers.values(), body, self.settings.user_agent
                 )
-                connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
                 self.phases.phase = "waiting for the response"
-                response = await connection.handle_async_request(request)
+                await connection.send(request)
+                reader = ResponseReader(connection)
+                response = await reader.read_head(method)
                 self.status_code = response.status
-                location = _header(response.headers, b"location")
+                location = response.header(b"location")
                 if not (
                     site.follow_redirects
                     and response.status in REDIRECT_STATUSES
                     and location is not None
                 ):
                     self.phases.phase = "reading the response body"
-                    await self._read_body(response)
+                    await self._read_body(reader, response)
                     return
             finally:
-                await stream.aclose()
+                connection.close()
             redirects += 1
             if redirects > self.settings.max_redirects:
                 raise CheckFailure(
@@ -349,7 +355,7 @@ class _Check:
                 method, body = "GET", None
             url = next_url
 
-    async def _connect(self, parts: SplitResult) -> httpcore.AsyncNetworkStream:
+    async def _connect(self, parts: SplitResult) -> Connection:
         scheme = parts.scheme
         host = parts.hostname
         if not host:
@@ -360,7 +366,7 @@ class _Check:
             raise CheckFailure(
                 "other", f"unusable URL {redact_url(parts.geturl())}: {error}"
             ) from None
-        return await open_stream(
+        return await open_connection(
             host,
             port,
             phases=self.phases,
@@ -373,39 +379,17 @@ class _Check:
             ),
         )
 
-    async def _read_body(self, response: httpcore.Response) -> None:
-        cap = self.settings.max_body_bytes
-        keep = self.site.pattern is not None  # without a regex the bytes are only counted
-        chunks: list[bytes] = []
-        size = 0
-        stream = response.stream
-        if not isinstance(stream, AsyncIterable):  # httpcore's async connection: never
-            raise CheckFailure("other", "response body is not readable asynchronously")
-        chunks_in = aiter(stream)
-        try:
-            async for chunk in chunks_in:
-                room = cap - size
-                if len(chunk) > room:
-                    if keep:
-                        chunks.append(chunk[:room])
-                    size = cap
-                    self.too_large = True
-                    break
-                if keep:
-                    chunks.append(chunk)
-                size += len(chunk)
-        finally:
-            aclose = getattr(chunks_in, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        await response.aclose()
+    async def _read_body(self, reader: ResponseReader, response: Response) -> None:
+        pattern = self.site.pattern
+        # without a regex the bytes are only counted
+        body = await reader.read_body(self.settings.max_body_bytes, keep=pattern is not None)
+        self.too_large = body.too_large
         self.response_time_ms = round((time.perf_counter() - self.started) * 1000.0, 3)
         self.body_read = True
-        pattern = self.site.pattern
         if pattern is not None:
             # RE2 (the site model compiles the regex with it): linear time in the body size,
             # so no pattern and no body can keep the event loop from the other checks
-            found = pattern.search(_decode(b"".join(chunks), response.headers))
+            found = pattern.search(_decode(body.data(), response))
             self.regex_matched = found is not None
 
     def result(
@@ -463,7 +447,7 @@ def _build_request(
     site_headers: Iterable[tuple[str, str]],
     body: bytes | None,
     user_agent: str,
-) -> tuple[httpcore.Origin, httpcore.Request]:
+) -> bytes:
     scheme = parts.scheme
     host = parts.hostname or ""
     if not host.isascii():
@@ -477,34 +461,29 @@ def _build_request(
         target = f"{target}?{parts.query}"
     if not target.isascii():
         target = quote(target, safe=_TARGET_SAFE)
-    headers: dict[str, tuple[bytes, bytes]] = {
-        "host": (b"Host", host_header.encode()),
-        "user-agent": (b"User-Agent", user_agent.encode()),
-        "accept": (b"Accept", b"*/*"),
+    headers: dict[str, tuple[str, str]] = {
+        "host": ("Host", host_header),
+        "user-agent": ("User-Agent", user_agent),
+        "accept": ("Accept", "*/*"),
         # The regex is searched in the body as sent: ask for no compression.
-        "accept-encoding": (b"Accept-Encoding", b"identity"),
-        "connection": (b"Connection", b"close"),
+        "accept-encoding": ("Accept-Encoding", "identity"),
+        "connection": ("Connection", "close"),
     }
     if parts.username is not None:
         credentials = f"{parts.username}:{parts.password or ''}".encode()
-        headers["authorization"] = (b"Authorization", b"Basic " + base64.b64encode(credentials))
+        headers["authorization"] = (
+            "Authorization",
+            "Basic " + base64.b64encode(credentials).decode(),
+        )
     for name, value in site_headers:
-        headers[name.lower()] = (name.encode(), value.encode())
+        headers[name.lower()] = (name, value)
+    # The body's framing is the checker's: a site's own Content-Length or
+    # Transfer-Encoding could only disagree with the bytes sent.
+    headers.pop("transfer-encoding", None)
+    headers.pop("content-length", None)
     if body is not None:
-        headers["content-length"] = (b"Content-Length", str(len(body)).encode())
-    origin = httpcore.Origin(scheme.encode(), host.encode(), port)
-    url = httpcore.URL(scheme=origin.scheme, host=origin.host, port=port, target=target.encode())
-    request = httpcore.Request(
-        method.encode(), url, headers=list(headers.values()), content=body or b""
-    )
-    return origin, request
-
-
-def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
+        headers["content-length"] = ("Content-Length", str(len(body)))
+    return encode_request(method, target, headers.values(), body)
 
 
 # Codecs that Python can look up but that are no charsets of a body: decoding with them
@@ -512,10 +491,10 @@ def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
 _NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
 
 
-def _charset(headers: Sequence[tuple[bytes, bytes]]) -> str:
+def _charset(response: Response) -> str:
     """The text encoding named by ``Content-Type``; UTF-8 when it names none that is safe
     (unknown, ``base64`` and other bytes-to-bytes codecs, ``idna`` and the like)."""
-    content_type = _header(headers, b"content-type") or ""
+    content_type = response.header(b"content-type") or ""
     for param in content_type.split(";")[1:]:
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset":
@@ -530,11 +509,11 @@ def _charset(headers: Sequence[tuple[bytes, bytes]]) -> str:
     return "utf-8"
 
 
-def _decode(body: bytes, headers: Sequence[tuple[bytes, bytes]]) -> str:
+def _decode(body: bytes, response: Response) -> str:
     """The body as text for the regex: every text codec decodes 1 MiB in well under 0.1 s
     of CPU (utf-7, the slowest, about 80 ms on this machine)."""
     try:
-        return body.decode(_charset(headers), errors="replace")
+        return body.decode(_charset(response), errors="replace")
     except (UnicodeError, LookupError, ValueError):  # a codec without "replace" support
         return body.decode("utf-8", errors="replace")
 
