@@ -348,6 +348,7 @@ class Outcome:
     checks: int = 0
     errors_ms: list[float] = field(default_factory=list)
     net_errors_ms: list[float] = field(default_factory=list)  # minus the target's own lag
+    net_redirects: list[bool] = field(default_factory=list)  # net_errors_ms: two exchanges
     checked_ids: list[str] = field(default_factory=list)  # the sites of errors_ms, in order
     false_timeouts: int = 0
     wrong: int = 0
@@ -356,6 +357,7 @@ class Outcome:
     peak_mib: float = 0.0
     cgroup: str = "none"
     first_tick_s: float = math.nan  # mean duration of the learning tick (not measured)
+    redirect_ids: set[str] = field(default_factory=set)
 
     def cost_per_million(self) -> float:
         mean = statistics.fmean(self.durations)
@@ -390,6 +392,8 @@ def judge(outcome: Outcome, by_id: dict[str, MixSite], rows: Sequence[Sequence[A
         if error == "timeout":
             outcome.false_timeouts += 1
             continue
+        if mix.kind == "redirect":
+            outcome.redirect_ids.add(site_id)
         expected_error = "status" if mix.kind == "error" else None
         outcome.wrong += error != expected_error
         if response_ms is not None and mix.injected_ms is not None:
@@ -404,6 +408,7 @@ def subtract_lateness(outcome: Outcome, lateness: dict[str, float], since: int =
     for site_id, error in checked:
         if site_id in lateness:
             outcome.net_errors_ms.append(error - lateness[site_id])
+            outcome.net_redirects.append(site_id in outcome.redirect_ids)
 
 
 def run_config(
@@ -523,6 +528,7 @@ def report(outcome: Outcome, baseline: Outcome | None) -> str:
     d50, d99 = percentile(outcome.durations, 0.5), percentile(outcome.durations, 0.99)
     e50, e99 = percentile(outcome.errors_ms, 0.5), percentile(outcome.errors_ms, 0.99)
     n50, n99 = percentile(outcome.net_errors_ms, 0.5), percentile(outcome.net_errors_ms, 0.99)
+    single = [e for e, r in zip(outcome.net_errors_ms, outcome.net_redirects, strict=True) if not r]
     mean = statistics.fmean(outcome.durations)
     busy = outcome.cpu / (mean * len(outcome.durations))  # cores, while invocations run
     cost = outcome.cost_per_million()
@@ -539,7 +545,8 @@ def report(outcome: Outcome, baseline: Outcome | None) -> str:
         f"CPU/check {outcome.cpu / max(outcome.checks, 1) * 1000:.2f} ms "
         f"({busy / (c.memory_mb / FULL_CORE_MB) * 100:.0f}% of the quota); "
         f"timing error (measured - delay the target applied) p50 {n50:.1f} ms, p99 {n99:.1f} ms "
-        f"(- delay planned: {e50:.1f} / {e99:.1f} ms); "
+        f"(one exchange, no redirect: {percentile(single, 0.5):.1f} / "
+        f"{percentile(single, 0.99):.1f} ms; - delay planned: {e50:.1f} / {e99:.1f} ms); "
         f"false timeouts {outcome.false_timeouts}, wrong outcomes {outcome.wrong}; "
         f"throttled {outcome.throttled_periods} periods ({outcome.throttled_s:.1f} s); "
         f"peak RSS {outcome.peak_mib:.0f} MiB; "
