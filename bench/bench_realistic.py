@@ -264,6 +264,10 @@ def run_container() -> int:
 
     app.PUBLISHER = Recording()
     memory = int(os.environ.get("BENCH_MEMORY_MB", "1024"))
+    if not os.environ.get("BENCH_REMEMBER", "1"):
+        from webchecker.check import probe
+
+        probe.RECENT.limit = 0  # every slow site is forgotten as soon as it is recorded
     print("ready", file=out, flush=True)
     for line in sys.stdin:
         event = json.loads(line)
@@ -332,12 +336,16 @@ class Config:
     concurrency: int
     spread_s: float = 0.0
     limited: bool = True
+    remember: bool = True  # False: the containers forget slow sites (start order by timeout)
 
     @property
     def label(self) -> str:
-        spread = f", spread {self.spread_s:g} s" if self.spread_s else ""
+        spread = f", {self.sites / self.spread_s:.1f} starts/s" if self.spread_s else ""
         cpu = "" if self.limited else ", unthrottled"
-        return f"{self.memory_mb} MB, {self.sites}/inv, conc {self.concurrency}{spread}{cpu}"
+        memory = "" if self.remember else ", no memory of slow sites"
+        return (
+            f"{self.memory_mb} MB, {self.sites}/inv, conc {self.concurrency}{spread}{cpu}{memory}"
+        )
 
 
 @dataclass
@@ -437,6 +445,7 @@ def run_config(
         # The configuration's spread as the checker's rate: a full shard over spread_s.
         CHECKER_STARTS_PER_SECOND=str(config.sites / config.spread_s if config.spread_s else 0),
         BENCH_MEMORY_MB=str(config.memory_mb),
+        BENCH_REMEMBER="1" if config.remember else "",
     )
     rng = random.Random(hash(config.label) & 0xFFFF)
     order = list(mix)
@@ -733,8 +742,11 @@ DEFAULT_CONFIGS = (
 
 
 def parse_config(text: str) -> Config:
-    parts = [float(x) for x in text.split(":")]
-    return Config(int(parts[0]), int(parts[1]), int(parts[2]), parts[3] if len(parts) > 3 else 0.0)
+    fields = text.split(":")
+    remember = fields[-1] != "forget"
+    parts = [float(x) for x in (fields if remember else fields[:-1])]
+    spread = parts[3] if len(parts) > 3 else 0.0
+    return Config(int(parts[0]), int(parts[1]), int(parts[2]), spread, remember=remember)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -764,7 +776,8 @@ def main(argv: Sequence[str]) -> int:
         "--config",
         action="append",
         type=parse_config,
-        help="MEMORY_MB:SITES_PER_INVOCATION:CONCURRENCY[:SPREAD_S], repeatable",
+        help="MEMORY_MB:SITES_PER_INVOCATION:CONCURRENCY[:SPREAD_S][:forget], repeatable "
+        "(forget: the containers keep no memory of slow sites)",
     )
     args = parser.parse_args(argv)
     if args.container:
