@@ -254,14 +254,24 @@ def test_a_trusted_certificate_passes_and_its_expiry_is_recorded(
     assert result.tls_cert_expires_at == http_targets.cert_not_after
 
 
+@pytest.mark.parametrize("tls", [False, True])
 @pytest.mark.parametrize("path", ["/malformed", "/close"])
 def test_a_broken_response_fails_with_invalid_response(
-    http_targets: HttpTargets, path: str
+    http_targets: HttpTargets, path: str, tls: bool
 ) -> None:
-    result = check(http_targets.url(path))
+    settings = dataclasses.replace(LOOPBACK_OK, ca_bundle=http_targets.ca_file)
+    result = check(http_targets.url(path, tls=tls), settings)
     assert result.error == "invalid_response"
     assert result.status_code is None
     assert result.error_detail
+    assert result.error_detail.startswith("invalid HTTP response: ")
+
+
+def test_tls_to_a_plain_http_port_fails_with_tls(http_targets: HttpTargets) -> None:
+    result = check(f"https://127.0.0.1:{http_targets.port}/ok")
+    assert result.error == "tls", result
+    assert result.error_detail is not None
+    assert "127.0.0.1" in result.error_detail
 
 
 def test_redirects_are_followed_to_the_final_response(http_targets: HttpTargets) -> None:

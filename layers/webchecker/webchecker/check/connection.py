@@ -179,12 +179,12 @@ class Connection:
 
     async def send(self, data: bytes) -> None:
         """Sends ``data`` (encrypted, after the handshake's last message, with TLS)."""
-        if self._tls is not None:
-            self._tls.write(data)
-            data = self._outgoing.read()
         if self._sent_at is None:
             self._sent_at = time.perf_counter()
         try:
+            if self._tls is not None:
+                self._tls.write(data)  # ssl.SSLError (an OSError) after a fatal alert
+                data = self._outgoing.read()
             await self._send_raw(data)
         except OSError as error:
             raise self._lost(error) from error

@@ -173,6 +173,8 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
 
 def literal_address(host: str) -> IPAddress | None:
     """``host`` as an address when it is a canonical IP literal (brackets allowed), else None."""
+    if ":" not in host and not host[-1:].isdigit():
+        return None  # a name (an IPv4 literal ends in a digit): no exception to raise and catch
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:

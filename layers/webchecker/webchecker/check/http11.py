@@ -248,14 +248,17 @@ class ResponseReader:
                 size -= len(piece)
                 if not body.add(piece):
                     return
-            while len(buffer) - start < 2 and buffer.find(b"\n", start) < 0:
+            while True:  # the line end after the chunk's data
+                line_end = bytes(buffer[start : start + 2])
+                if line_end[:1] == b"\n":
+                    start += 1
+                    break
+                if line_end == b"\r\n":
+                    start += 2
+                    break
+                if line_end not in (b"", b"\r"):
+                    raise ResponseError("chunk data not followed by a line end")
                 await self._more("a chunked body")
-            if buffer[start : start + 2] == b"\r\n":
-                start += 2
-            elif buffer[start : start + 1] == b"\n":
-                start += 1
-            else:
-                raise ResponseError("chunk data not followed by a line end")
             if start > 65536:
                 del buffer[:start]
                 start = 0
