@@ -17,17 +17,26 @@ Each configuration runs the real checker handler (``functions/checker/app.py``, 
 Powertools logging and metrics, publishing to an embedded Kafka broker) in "containers":
 processes that take one invocation at a time, each in a cgroup whose CPU quota is
 ``memory / 1769`` of a core (Lambda's CPU share; cgroup v1 ``cpu.cfs_quota_us`` or v2
-``cpu.max``; without a writable cgroup the run is reported as unthrottled). A site's
-timing error is its measured ``response_time_ms`` minus the latency its target injected;
-a false timeout is a ``timeout`` of a site that answers within 8 s.
+``cpu.max``; without a writable cgroup the run is reported as unthrottled). A
+configuration's shards are checked on ``--ticks`` ticks by the same warm containers, a
+shard going to whichever container is free (as in Lambda); the first tick, where the
+containers learn which sites are slow, is not measured.
 
-Baselines measured in the same run: the timing error of the same targets checked one at a
-time by an unthrottled process (what this machine adds by itself), and the configuration
-shipped before this benchmark (1,024 MB, 50 sites per invocation, concurrency 100, no
-spreading): every other configuration prints its cost as a ratio against it.
+A site's timing error is its measured ``response_time_ms`` minus the delay its target
+really applied (the planned latency plus the target's own event-loop lag, which the
+targets log per request; both hops of a redirect): what remains is the exchange on this
+machine (name lookup, connect, TLS handshake, request, response and body, the checker's
+wakeups; twice for a redirect) plus whatever else the cores were doing. A false timeout is
+a ``timeout`` of a site that answers within 8 s.
 
-Cost per million checks = 1e6 / sites per invocation x (mean duration s x memory GB x
-$0.0000133334 + $0.0000002) (arm64 prices, no free tier, duration as measured here).
+Baselines measured in the same run: the timing error floor, the same targets checked one
+at a time by an unthrottled process before and after the configurations (what this
+machine adds by itself), and the first configuration given: every other one prints its
+cost as a ratio against it.
+
+Cost per check = (1/r + tail/N) x memory GB x $0.0000133334 + $0.0000002/N, with r the
+starts per second, N the sites per invocation and tail the mean duration minus the spread
+of the starts (arm64 prices, no free tier, durations as measured here).
 """
 
 from __future__ import annotations
@@ -264,6 +273,10 @@ def run_container() -> int:
 
     app.PUBLISHER = Recording()
     memory = int(os.environ.get("BENCH_MEMORY_MB", "1024"))
+    if not os.environ.get("BENCH_REMEMBER", "1"):
+        from webchecker.check import probe
+
+        probe.RECENT.limit = 0  # every slow site is forgotten as soon as it is recorded
     print("ready", file=out, flush=True)
     for line in sys.stdin:
         event = json.loads(line)
@@ -332,12 +345,16 @@ class Config:
     concurrency: int
     spread_s: float = 0.0
     limited: bool = True
+    remember: bool = True  # False: the containers forget slow sites (start order by timeout)
 
     @property
     def label(self) -> str:
-        spread = f", spread {self.spread_s:g} s" if self.spread_s else ""
+        spread = f", {self.sites / self.spread_s:.1f} starts/s" if self.spread_s else ""
         cpu = "" if self.limited else ", unthrottled"
-        return f"{self.memory_mb} MB, {self.sites}/inv, conc {self.concurrency}{spread}{cpu}"
+        memory = "" if self.remember else ", no memory of slow sites"
+        return (
+            f"{self.memory_mb} MB, {self.sites}/inv, conc {self.concurrency}{spread}{cpu}{memory}"
+        )
 
 
 @dataclass
@@ -348,6 +365,7 @@ class Outcome:
     checks: int = 0
     errors_ms: list[float] = field(default_factory=list)
     net_errors_ms: list[float] = field(default_factory=list)  # minus the target's own lag
+    net_redirects: list[bool] = field(default_factory=list)  # net_errors_ms: two exchanges
     checked_ids: list[str] = field(default_factory=list)  # the sites of errors_ms, in order
     false_timeouts: int = 0
     wrong: int = 0
@@ -355,6 +373,8 @@ class Outcome:
     throttled_s: float = 0.0
     peak_mib: float = 0.0
     cgroup: str = "none"
+    first_tick_s: float = math.nan  # mean duration of the learning tick (not measured)
+    redirect_ids: set[str] = field(default_factory=set)
 
     def cost_per_million(self) -> float:
         mean = statistics.fmean(self.durations)
@@ -389,6 +409,8 @@ def judge(outcome: Outcome, by_id: dict[str, MixSite], rows: Sequence[Sequence[A
         if error == "timeout":
             outcome.false_timeouts += 1
             continue
+        if mix.kind == "redirect":
+            outcome.redirect_ids.add(site_id)
         expected_error = "status" if mix.kind == "error" else None
         outcome.wrong += error != expected_error
         if response_ms is not None and mix.injected_ms is not None:
@@ -397,10 +419,13 @@ def judge(outcome: Outcome, by_id: dict[str, MixSite], rows: Sequence[Sequence[A
         del status
 
 
-def subtract_lateness(outcome: Outcome, lateness: dict[str, float]) -> None:
-    for site_id, error in zip(outcome.checked_ids, outcome.errors_ms, strict=True):
+def subtract_lateness(outcome: Outcome, lateness: dict[str, float], since: int = 0) -> None:
+    """The errors from index ``since`` on, net of the targets' lag (a site checked once)."""
+    checked = zip(outcome.checked_ids[since:], outcome.errors_ms[since:], strict=True)
+    for site_id, error in checked:
         if site_id in lateness:
             outcome.net_errors_ms.append(error - lateness[site_id])
+            outcome.net_redirects.append(site_id in outcome.redirect_ids)
 
 
 def run_config(
@@ -409,7 +434,18 @@ def run_config(
     base_env: dict[str, str],
     containers: int,
     invocations: int,
+    ticks: int = 1,
+    lateness_dir: Path | None = None,
 ) -> Outcome:
+    """``invocations`` shards checked ``ticks`` times by the same warm containers.
+
+    The shards stay the same from tick to tick (the scheduler cuts the same due sites the
+    same way) but go to whichever container is free, as Lambda does: what a container
+    remembers about the sites it checked helps only when a shard comes back to it. The
+    first tick is the learning one: with more than one tick, only the later ones are
+    measured (``outcome.first_tick_s`` keeps the first tick's mean duration). With
+    ``lateness_dir`` each tick's errors are also taken net of the targets' lag.
+    """
     by_id = {m.site["id"]: m for m in mix}
     outcome = Outcome(config=config)
     env = dict(base_env)
@@ -418,15 +454,16 @@ def run_config(
         # The configuration's spread as the checker's rate: a full shard over spread_s.
         CHECKER_STARTS_PER_SECOND=str(config.sites / config.spread_s if config.spread_s else 0),
         BENCH_MEMORY_MB=str(config.memory_mb),
+        BENCH_REMEMBER="1" if config.remember else "",
     )
     rng = random.Random(hash(config.label) & 0xFFFF)
     order = list(mix)
     rng.shuffle(order)
-    events: list[dict[str, Any]] = []
+    shards: list[dict[str, Any]] = []
     for start in range(0, invocations * config.sites, config.sites):
         chunk = [order[(start + i) % len(order)].site for i in range(config.sites)]
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:00Z")
-        events.append({"scheduled_at": stamp, "sites": chunk})
+        shards.append({"scheduled_at": stamp, "sites": chunk})
     limits = [
         CpuLimit(config.memory_mb, f"{n}") if config.limited else None for n in range(containers)
     ]
@@ -436,46 +473,72 @@ def run_config(
         else "none (unthrottled)"
     )
     lock = threading.Lock()
-    queue = iter(events)
+    warm = {
+        "scheduled_at": shards[0]["scheduled_at"],
+        "sites": [m.site for m in mix if m.kind == "ok"][:5],
+    }
+    first: list[float] = []
 
-    def drive(limit: CpuLimit | None) -> None:
-        container = Container(env, limit)
-        try:
-            warm = {
-                "scheduled_at": events[0]["scheduled_at"],
-                "sites": [m.site for m in mix if m.kind == "ok"][:5],
-            }
-            container.invoke(warm)  # the cold start and first connections: not measured
-            before = limit.throttled() if limit is not None else (0, 0.0)
-            while True:
-                with lock:
-                    event = next(queue, None)
-                if event is None:
-                    break
-                answer = container.invoke(event)
-                with lock:
-                    outcome.durations.append(answer["wall"])
-                    outcome.cpu += answer["cpu"]
-                    outcome.peak_mib = max(outcome.peak_mib, answer["peak_mib"])
-                    judge(outcome, by_id, answer["results"])
-            after = limit.throttled() if limit is not None else (0, 0.0)
+    def drive(container: Container, queue: Iterator[dict[str, Any]], measured: bool) -> None:
+        limit = container.limit
+        before = limit.throttled() if limit is not None else (0, 0.0)
+        while True:
+            with lock:
+                event = next(queue, None)
+            if event is None:
+                break
+            answer = container.invoke(event)
+            with lock:
+                if not measured:
+                    first.append(answer["wall"])
+                    continue
+                outcome.durations.append(answer["wall"])
+                outcome.cpu += answer["cpu"]
+                outcome.peak_mib = max(outcome.peak_mib, answer["peak_mib"])
+                judge(outcome, by_id, answer["results"])
+        after = limit.throttled() if limit is not None else (0, 0.0)
+        if measured:
             with lock:
                 outcome.throttled_periods += after[0] - before[0]
                 outcome.throttled_s += after[1] - before[1]
-        finally:
-            container.stop()
 
-    threads = [threading.Thread(target=drive, args=(limit,)) for limit in limits]
+    started: list[Container] = []
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:  # never leave a cgroup behind, even on Ctrl-C
+        for limit in limits:
+            started.append(Container(env, limit))
+            started[-1].invoke(warm)  # the cold start and first connections: not measured
+        for tick in range(ticks):
+            queue = iter(rng.sample(shards, len(shards)))  # any shard to any free container
+            measured = ticks == 1 or tick > 0
+            since = len(outcome.errors_ms)
+            if lateness_dir is not None:
+                read_lateness(lateness_dir)  # what came before this tick
+            threads = [
+                threading.Thread(target=drive, args=(container, queue, measured))
+                for container in started
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if lateness_dir is not None and measured:
+                subtract_lateness(outcome, read_lateness(lateness_dir), since)
+    finally:  # never leave a process or a cgroup behind, even on Ctrl-C
+        for container in started:
+            container.stop()
         for limit in limits:
             if limit is not None:
                 limit.remove()
+    outcome.first_tick_s = statistics.fmean(first) if first else math.nan
     return outcome
+
+
+def spread_of(config: Config) -> float:
+    """Seconds from an invocation's first start to its last (the checker's ``start_step``)."""
+    from webchecker.check.probe import start_step
+
+    rate = config.sites / config.spread_s if config.spread_s else 0.0
+    return start_step(config.sites, rate) * (config.sites - 1)
 
 
 def report(outcome: Outcome, baseline: Outcome | None) -> str:
@@ -483,14 +546,25 @@ def report(outcome: Outcome, baseline: Outcome | None) -> str:
     d50, d99 = percentile(outcome.durations, 0.5), percentile(outcome.durations, 0.99)
     e50, e99 = percentile(outcome.errors_ms, 0.5), percentile(outcome.errors_ms, 0.99)
     n50, n99 = percentile(outcome.net_errors_ms, 0.5), percentile(outcome.net_errors_ms, 0.99)
+    single = [e for e, r in zip(outcome.net_errors_ms, outcome.net_redirects, strict=True) if not r]
+    mean = statistics.fmean(outcome.durations)
+    busy = outcome.cpu / (mean * len(outcome.durations))  # cores, while invocations run
     cost = outcome.cost_per_million()
     ratio = f" ({cost / baseline.cost_per_million():.2f}x baseline)" if baseline else ""
+    learning = (
+        f", after a learning tick of mean {outcome.first_tick_s:.1f} s"
+        if outcome.first_tick_s == outcome.first_tick_s
+        else ""
+    )
     return (
-        f"{c.label}: {len(outcome.durations)} invocations, {outcome.checks} checks; "
-        f"duration p50 {d50:.2f} s, p99 {d99:.2f} s; "
-        f"CPU/check {outcome.cpu / max(outcome.checks, 1) * 1000:.2f} ms; "
-        f"timing error p50 {e50:.1f} ms, p99 {e99:.1f} ms "
-        f"(net of the target's lag: {n50:.1f} / {n99:.1f} ms); "
+        f"{c.label}: load {os.getloadavg()[0]:.1f}; {len(outcome.durations)} invocations, "
+        f"{outcome.checks} checks{learning}; duration p50 {d50:.2f} s, p99 {d99:.2f} s, "
+        f"mean {mean:.2f} s = spread {spread_of(c):.1f} s + tail {mean - spread_of(c):.1f} s; "
+        f"CPU/check {outcome.cpu / max(outcome.checks, 1) * 1000:.2f} ms "
+        f"({busy / (c.memory_mb / FULL_CORE_MB) * 100:.0f}% of the quota); "
+        f"timing error (measured - delay the target applied) p50 {n50:.1f} ms, p99 {n99:.1f} ms "
+        f"(one exchange, no redirect: {percentile(single, 0.5):.1f} / "
+        f"{percentile(single, 0.99):.1f} ms; - delay planned: {e50:.1f} / {e99:.1f} ms); "
         f"false timeouts {outcome.false_timeouts}, wrong outcomes {outcome.wrong}; "
         f"throttled {outcome.throttled_periods} periods ({outcome.throttled_s:.1f} s); "
         f"peak RSS {outcome.peak_mib:.0f} MiB; "
@@ -499,11 +573,16 @@ def report(outcome: Outcome, baseline: Outcome | None) -> str:
 
 
 def formula(outcome: Outcome) -> str:
+    """The cost per check as (1/r + tail/N) x GB x price + request price / N, with the
+    measured tail (mean duration minus the spread of the starts)."""
     c = outcome.config
     mean = statistics.fmean(outcome.durations)
+    step = spread_of(c) / (c.sites - 1) if c.sites > 1 else 0.0
+    tail = mean - spread_of(c)
     return (
-        f"  cost: 1e6 / {c.sites} x ({mean:.2f} s x {c.memory_mb / 1024:.3f} GB x $0.0000133334"
-        f" + $0.0000002) = ${outcome.cost_per_million():.3f} per million checks"
+        f"  cost per check: ({step:.4f} s [1/r] + {tail:.2f} s [tail] / {c.sites} [N]) x "
+        f"{c.memory_mb / 1024:.3f} GB x $0.0000133334 + $0.0000002 / {c.sites} "
+        f"= ${outcome.cost_per_million():.3f} per million checks"
     )
 
 
@@ -545,10 +624,19 @@ def timing_floor(
 ) -> Outcome:
     """Timing errors of ``count`` answering sites checked one at a time, unthrottled."""
     sample = [m for m in mix if m.kind == "ok"][:count]
-    read_lateness(directory)
-    outcome = run_config(Config(1769, count, 1, limited=False), sample, env, 1, 1)
-    subtract_lateness(outcome, read_lateness(directory))
-    return outcome
+    config = Config(1769, count, 1, limited=False)
+    return run_config(config, sample, env, 1, 1, lateness_dir=directory)
+
+
+def print_floor(floor: Outcome, when: str) -> None:
+    net, raw = floor.net_errors_ms, floor.errors_ms
+    print(
+        f"timing error floor {when} ({len(net)} sites one at a time, unthrottled; load "
+        f"{os.getloadavg()[0]:.1f}): measured - delay the target applied p50 "
+        f"{percentile(net, 0.5):.1f} ms, p99 {percentile(net, 0.99):.1f} ms (- delay planned: "
+        f"{percentile(raw, 0.5):.1f} / {percentile(raw, 0.99):.1f} ms)",
+        flush=True,
+    )
 
 
 def free_port() -> int:
@@ -653,18 +741,21 @@ def compare_blackbox(
 
 
 DEFAULT_CONFIGS = (
-    # memory MB, sites per invocation, concurrency, spread seconds
-    Config(1024, 50, 100),  # shipped before this benchmark: the baseline
-    Config(1024, 500, 100),  # large shards alone, every start at once
-    Config(512, 500, 100, 30.0),
-    Config(256, 500, 100, 30.0),  # the template's defaults now
-    Config(128, 500, 100, 30.0),
+    # memory MB, sites per invocation, concurrency, spread seconds (N / starts per second)
+    Config(256, 500, 100, 30.0),  # the template's defaults before issue 14: the baseline
+    Config(256, 800, 100, 800 / 22),  # the template's defaults now
+    Config(256, 800, 100, 800 / 22, remember=False),  # what the memory of slow sites saves
+    Config(160, 800, 100, 800 / 22),  # cheaper, more of the CPU share used
+    Config(128, 800, 100, 800 / 22),  # the quota runs out
 )
 
 
 def parse_config(text: str) -> Config:
-    parts = [float(x) for x in text.split(":")]
-    return Config(int(parts[0]), int(parts[1]), int(parts[2]), parts[3] if len(parts) > 3 else 0.0)
+    fields = text.split(":")
+    remember = fields[-1] != "forget"
+    parts = [float(x) for x in (fields if remember else fields[:-1])]
+    spread = parts[3] if len(parts) > 3 else 0.0
+    return Config(int(parts[0]), int(parts[1]), int(parts[2]), spread, remember=remember)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -677,6 +768,15 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--target-processes", type=int, default=2)
     parser.add_argument("--blackbox", type=int, default=300, help="sites compared; 0: skip")
     parser.add_argument(
+        "--ticks",
+        type=int,
+        default=3,
+        help="each configuration's shards are checked this often; the first tick not measured",
+    )
+    parser.add_argument(
+        "--floor-sites", type=int, default=120, help="sites of the timing floor, before and after"
+    )
+    parser.add_argument(
         "--only-cpu",
         action="store_true",
         help="only the CPU comparison with blackbox_exporter, HTTPS then plain HTTP (~1 min)",
@@ -685,7 +785,8 @@ def main(argv: Sequence[str]) -> int:
         "--config",
         action="append",
         type=parse_config,
-        help="MEMORY_MB:SITES_PER_INVOCATION:CONCURRENCY[:SPREAD_S], repeatable",
+        help="MEMORY_MB:SITES_PER_INVOCATION:CONCURRENCY[:SPREAD_S][:forget], repeatable "
+        "(forget: the containers keep no memory of slow sites)",
     )
     args = parser.parse_args(argv)
     if args.container:
@@ -729,26 +830,21 @@ def main(argv: Sequence[str]) -> int:
                 for scheme in ("https", "http"):
                     compare_blackbox(mix, ca, directory, args.blackbox or 300, scheme)
                 return 0
-            floor = timing_floor(mix, env, 60, directory)
-            raw, net = floor.errors_ms, floor.net_errors_ms
-            print(
-                f"timing error floor (60 sites one at a time, unthrottled): p50 "
-                f"{percentile(raw, 0.5):.1f} ms, p99 {percentile(raw, 0.99):.1f} ms (net of the "
-                f"target's lag: {percentile(net, 0.5):.1f} / {percentile(net, 0.99):.1f} ms)"
-            )
+            print_floor(timing_floor(mix, env, args.floor_sites, directory), "before")
             if args.blackbox:
                 compare_blackbox(mix, ca, directory, args.blackbox)
             baseline: Outcome | None = None
             for config in configs:
                 invocations = max(1, math.ceil(args.checks / config.sites))
                 containers = min(args.containers, invocations)
-                read_lateness(directory)
-                outcome = run_config(config, mix, env, containers, invocations)
-                subtract_lateness(outcome, read_lateness(directory))
+                outcome = run_config(
+                    config, mix, env, containers, invocations, args.ticks, directory
+                )
                 print(report(outcome, baseline), flush=True)
                 print(formula(outcome) + f"  [{outcome.cgroup}]", flush=True)
                 if baseline is None:
                     baseline = outcome
+            print_floor(timing_floor(mix, env, args.floor_sites, directory), "after")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return 0

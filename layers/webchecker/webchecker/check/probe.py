@@ -149,28 +149,84 @@ def start_step(count: int, starts_per_second: float) -> float:
     return min(1.0 / starts_per_second, MAX_SPREAD_SECONDS / count)
 
 
+# A check that held its slot this long is remembered as slow (bench_realistic: ~5% of sites).
+SLOW_SECONDS = 1.0
+MAX_REMEMBERED = 10_000
+
+
+class SlowSites:
+    """Sites whose last check in this container took long, and how long (seconds).
+
+    An invocation lasts until its last check ends: started first, a site that hangs for its
+    whole timeout or answers after seconds overlaps the other starts instead of holding the
+    invocation after the last one. Bounded (the oldest entry goes first); a site that was
+    fast again is forgotten. Advisory only: an empty memory (a cold container, or a site
+    this container has not checked yet) leaves the order to the timeouts.
+    """
+
+    __slots__ = ("_held", "limit")
+
+    def __init__(self, limit: int = MAX_REMEMBERED) -> None:
+        self.limit = limit
+        self._held: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def held(self, site_id: str) -> float:
+        return self._held.get(site_id, 0.0)
+
+    def record(self, site_id: str, seconds: float) -> None:
+        self._held.pop(site_id, None)  # re-inserted last: the newest entry
+        if seconds >= SLOW_SECONDS:
+            self._held[site_id] = seconds
+            if len(self._held) > self.limit:
+                del self._held[next(iter(self._held))]
+
+
+# Module state survives between invocations of a warm Lambda container.
+RECENT = SlowSites()
+
+
+def start_order(sites: Sequence[Site], slow: SlowSites) -> list[int]:
+    """Indices of ``sites`` in the order their checks start: the longest timeout first
+    (a site that never answers holds the invocation that long), then among equal timeouts
+    the sites remembered as slow, slowest first; otherwise in the order given."""
+    return sorted(range(len(sites)), key=lambda i: (-sites[i].timeout, -slow.held(sites[i].id)))
+
+
 async def check_sites(
-    sites: Sequence[Site], *, scheduled_at: datetime, settings: ProbeSettings
+    sites: Sequence[Site],
+    *,
+    scheduled_at: datetime,
+    settings: ProbeSettings,
+    slow: SlowSites | None = None,
 ) -> list[CheckResult]:
     """Checks every site, at most ``settings.concurrency`` at a time; results in site order.
 
-    With ``settings.starts_per_second`` the i-th check starts no earlier than
-    ``i / starts_per_second`` after the first one, the whole spread capped at
-    ``MAX_SPREAD_SECONDS``: a small shard finishes early, a full one is paced.
+    Checks start in :func:`start_order` (``slow`` defaults to this container's memory,
+    :data:`RECENT`, which every check updates). With ``settings.starts_per_second`` the
+    i-th check starts no earlier than ``i / starts_per_second`` after the first one, the
+    whole spread capped at ``MAX_SPREAD_SECONDS``: a small shard finishes early, a full
+    one is paced.
     """
+    memory = RECENT if slow is None else slow
     results: list[CheckResult | None] = [None] * len(sites)
-    pending = iter(enumerate(sites))
+    pending = enumerate(start_order(sites, memory))
     loop = asyncio.get_running_loop()
     first_start = loop.time()
     step = start_step(len(sites), settings.starts_per_second)
 
     async def worker() -> None:
         # Workers share one iterator: no semaphore, no task per site.
-        for index, site in pending:
-            wait = first_start + index * step - loop.time()
+        for slot, index in pending:
+            wait = first_start + slot * step - loop.time()
             if wait > 0.0:
                 await asyncio.sleep(wait)
+            site = sites[index]
+            started = loop.time()
             results[index] = await check_site(site, scheduled_at=scheduled_at, settings=settings)
+            memory.record(site.id, loop.time() - started)
 
     async with asyncio.TaskGroup() as group:
         for _ in range(min(settings.concurrency, len(sites))):
