@@ -10,6 +10,7 @@ import pytest
 from cfnlint.decode import decode
 
 from webchecker.check.probe import MAX_SPREAD_SECONDS
+from webchecker.local.settings import LocalSettings
 from webchecker.schedule.plan import DEFAULT_MAX_PAYLOAD_BYTES, plan_shards
 from webchecker.sites import Site
 
@@ -46,3 +47,9 @@ def test_a_default_shard_of_typical_sites_is_one_payload(template: dict[str, Any
     plan = plan_shards(sites, "2026-12-02T17:00:00Z", max_sites=per_invocation)
     assert len(plan.shards) == 1
     assert len(plan.shards[0].payload) <= DEFAULT_MAX_PAYLOAD_BYTES
+
+
+def test_the_local_stack_shards_as_the_template_does(template: dict[str, Any]) -> None:
+    # `make run` and bench_pipeline measure the shard size that `sam deploy` ships.
+    per_invocation = template["Parameters"]["ChecksPerInvocation"]["Default"]
+    assert LocalSettings().checks_per_invocation == per_invocation

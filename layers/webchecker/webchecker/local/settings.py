@@ -46,7 +46,7 @@ class LocalSettings:
     #: Tansu's S3 storage on moto's S3 (topics and offsets survive a broker restart).
     durable_broker: bool = False
     #: template.yaml's ChecksPerInvocation: per-invocation costs spread over more checks.
-    checks_per_invocation: int = 500
+    checks_per_invocation: int = 800
     #: Ticks between two status page renders (template.yaml's StatusPageSchedule: 5 minutes).
     status_page_ticks: int = 5
     retry_delays: tuple[float, ...] | None = None  # default: one and two ticks
