@@ -1,4 +1,5 @@
-"""Pacing a shard's check starts (CHECKER_STARTS_PER_SECOND): configuration and behaviour.
+"""Pacing a shard's check starts (CHECKER_STARTS_PER_SECOND, CHECKER_CPU_BUDGET): configuration
+and behaviour.
 
 The spacing is a lower bound the code guarantees (a check never starts before its slot);
 no upper bound on time is asserted.
@@ -7,15 +8,20 @@ no upper bound on time is asserted.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import pytest
 
 from tests.fixtures.http_targets import HttpTargets
 from webchecker.check.probe import (
+    CPU_POLL_SECONDS,
+    DEFAULT_CPU_BUDGET,
     DEFAULT_STARTS_PER_SECOND,
+    FULL_CORE_MB,
     MAX_SPREAD_SECONDS,
     SLOW_SECONDS,
+    CpuPacer,
     ProbeSettings,
     SlowSites,
     check_sites,
@@ -23,6 +29,7 @@ from webchecker.check.probe import (
     start_step,
 )
 from webchecker.exceptions import ConfigurationError
+from webchecker.results import CheckResult
 from webchecker.sites import Site
 
 
@@ -132,3 +139,125 @@ def test_a_site_remembered_as_slow_starts_first_and_results_keep_site_order(
     assert [r.site_id for r in second] == ["fast", "slow"]
     assert all(r.ok for r in second)
     assert second[1].checked_at < second[0].checked_at  # the slow one went first
+
+
+# --- CPU-budget pacing (CHECKER_CPU_BUDGET) ----------------------------------------------
+
+
+def test_the_budget_comes_from_its_variable_and_the_share_from_lambdas_memory() -> None:
+    local = ProbeSettings.from_env({})
+    assert local.cpu_budget == DEFAULT_CPU_BUDGET
+    assert local.cpu_share == 0.0  # not in Lambda: no share known, nothing paced
+    assert CpuPacer.of(local) is None
+    lambda_ = ProbeSettings.from_env(
+        {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "160", "CHECKER_CPU_BUDGET": "0.5"}
+    )
+    assert lambda_.cpu_budget == 0.5
+    assert lambda_.cpu_share == pytest.approx(160 / FULL_CORE_MB)
+    pacer = CpuPacer.of(lambda_)
+    assert pacer is not None
+    assert pacer.limit == pytest.approx(0.5 * 160 / FULL_CORE_MB)
+    off = ProbeSettings.from_env(
+        {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "160", "CHECKER_CPU_BUDGET": "0"}
+    )
+    assert CpuPacer.of(off) is None
+
+
+@pytest.mark.parametrize("raw", ["-0.1", "1.5", "nan", "inf", "half"])
+def test_a_bad_budget_is_refused_naming_it(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="CHECKER_CPU_BUDGET"):
+        ProbeSettings.from_env({"CHECKER_CPU_BUDGET": raw})
+
+
+@pytest.mark.parametrize("raw", ["-1", "20000", "lots"])
+def test_a_bad_lambda_memory_is_refused_naming_it(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="AWS_LAMBDA_FUNCTION_MEMORY_SIZE"):
+        ProbeSettings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": raw})
+
+
+@pytest.mark.parametrize(("budget", "share"), [(float("nan"), 0.1), (1.5, 0.1), (0.5, -1.0)])
+def test_settings_refuse_a_bad_budget_or_share(budget: float, share: float) -> None:
+    with pytest.raises(ConfigurationError):
+        ProbeSettings(cpu_budget=budget, cpu_share=share)
+
+
+class FakeTime:
+    """A clock and a CPU-time counter the test moves by hand; sleeping advances the clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.used = 0.0
+        self.cores = 0.0  # CPU used per second slept
+
+    def clock(self) -> float:
+        return self.now
+
+    def cpu(self) -> float:
+        return self.used
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.used += self.cores * seconds
+
+
+def test_the_pacer_holds_while_the_recent_cpu_use_is_over_its_limit() -> None:
+    fake = FakeTime()
+    pacer = CpuPacer(0.1, window=0.3, clock=fake.clock, cpu=fake.cpu, sleep=fake.sleep)
+    assert not pacer.busy()  # no history yet: a start is never held for lack of it
+    fake.now, fake.used = 0.3, 0.06  # 0.2 cores over the window: over 0.1
+    assert pacer.busy()
+    asyncio.run(pacer.hold())  # idle while held: the window's use drops under the limit
+    assert pacer.holds == 1
+    # Held until the window no longer covers the use (its timing within 0.3 s is unknown).
+    assert 0.0 < pacer.delayed <= 0.3 + CPU_POLL_SECONDS
+    assert not pacer.busy()
+    fake.now += 0.3
+    fake.used += 0.01  # 0.03 cores: under
+    asyncio.run(pacer.hold())
+    assert pacer.holds == 1  # not held again
+
+
+def test_the_holds_of_one_invocation_stop_at_their_cap() -> None:
+    fake = FakeTime()
+    fake.cores = 2.0  # something else keeps using two cores: never back under the limit
+    pacer = CpuPacer(
+        0.1, window=0.3, max_delay=1.0, clock=fake.clock, cpu=fake.cpu, sleep=fake.sleep
+    )
+    pacer.busy()
+    fake.now, fake.used = 0.3, 0.6
+    asyncio.run(pacer.hold())
+    assert 1.0 <= pacer.delayed <= 1.0 + CPU_POLL_SECONDS
+    spent = pacer.delayed
+    asyncio.run(pacer.hold())  # the cap is spent: later starts are not held
+    assert pacer.delayed == spent
+    assert pacer.holds == 1
+
+
+def test_a_tiny_budget_delays_starts_and_results_keep_site_order(
+    http_targets: HttpTargets,
+) -> None:
+    # The CPU-time function reports two cores in use: every start after the first window
+    # is held, so the holds add up; the same shard with an idle CPU is never held.
+    settings = ProbeSettings(allow_private_targets=True, starts_per_second=50.0, concurrency=10)
+    sites = sites_of(http_targets, 8)
+
+    def run(pacer: CpuPacer) -> list[CheckResult]:
+        return asyncio.run(
+            check_sites(sites, scheduled_at=datetime.now(UTC), settings=settings, pacer=pacer)
+        )
+
+    idle = CpuPacer(0.01, window=0.05, cpu=lambda: 0.0)
+    quiet = run(idle)
+    assert idle.holds == 0
+    assert idle.delayed == 0.0
+    busy = CpuPacer(0.01, window=0.05, max_delay=0.5, cpu=lambda: 2.0 * time.monotonic())
+    paced = run(busy)
+    assert busy.holds > 0
+    assert busy.delayed > 0.0
+    assert busy.delayed <= 0.5 + CPU_POLL_SECONDS  # capped
+    for results in (quiet, paced):
+        assert [r.site_id for r in results] == [f"s{n}" for n in range(8)]
+        assert all(r.ok for r in results)
+    # Starts stay in order: a hold moves the later starts, it never lets them overtake.
+    starts = [r.checked_at for r in paced]
+    assert starts == sorted(starts)

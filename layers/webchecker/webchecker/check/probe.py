@@ -22,10 +22,12 @@ import base64
 import codecs
 import functools
 import logging
+import math
 import ssl
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import SplitResult, quote, urljoin, urlsplit
@@ -53,6 +55,19 @@ DEFAULT_STARTS_PER_SECOND = 0.0  # 0: every check of an invocation starts at onc
 # However low the rate, one invocation's starts never spread over more than this: every
 # invocation stays within the checker's Timeout (template.yaml) and near its tick.
 MAX_SPREAD_SECONDS = 45.0
+# CPU-budget pacing (CHECKER_CPU_BUDGET): a start waits while the process used more than
+# this fraction of its CPU share over the last CPU_WINDOW_SECONDS, so bursts of TLS
+# handshakes do not run out the cgroup quota (which shows as timing error); 0: no pacing.
+DEFAULT_CPU_BUDGET = 0.6
+CPU_WINDOW_SECONDS = 0.3
+CPU_POLL_SECONDS = 0.02
+# Lambda's CPU share is memory / 1,769 MB of a core (AWS_LAMBDA_FUNCTION_MEMORY_SIZE).
+FULL_CORE_MB = 1769
+# Pacing delays all later starts of an invocation by at most this much in total, so the
+# last start stays within MAX_SPREAD_SECONDS + this (75 s); with a site's largest timeout
+# (60 s) and the producer's delivery timeout (30 s) that is within the checker's Timeout
+# (180 s, template.yaml). Past the cap the starts go on at the plain rate.
+MAX_PACING_SECONDS = 30.0
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_REDIRECTS = 10
 DEFAULT_USER_AGENT = "Webchecker/0.1 (website availability monitor)"
@@ -80,8 +95,18 @@ class ProbeSettings:
     # Checks of one invocation start at most this many per second, so a small CPU share is
     # never asked for all the TLS handshakes at once (bench_realistic); 0: all at once.
     starts_per_second: float = DEFAULT_STARTS_PER_SECOND
+    # Fraction of the CPU share a start may find used (see CpuPacer); 0: no pacing.
+    cpu_budget: float = DEFAULT_CPU_BUDGET
+    # The process's CPU share in cores (Lambda: memory / 1,769 MB); 0: unknown, no pacing.
+    cpu_share: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.cpu_budget <= 1.0:  # also refuses NaN
+            raise ConfigurationError(f"cpu_budget must be between 0 and 1, got {self.cpu_budget}")
+        if not 0.0 <= self.cpu_share < math.inf:
+            raise ConfigurationError(
+                f"cpu_share must be a finite number >= 0, got {self.cpu_share}"
+            )
         if not 0.0 <= self.starts_per_second <= 10_000.0:  # also refuses NaN
             raise ConfigurationError(
                 f"starts_per_second must be between 0 and 10000, got {self.starts_per_second}"
@@ -123,6 +148,8 @@ class ProbeSettings:
             raise ConfigurationError(
                 "CHECKER_STARTS_PER_SECOND='nan': expected a rate, 0 (all at once) to 10000"
             )
+        # Lambda sets the memory; locally it is absent and nothing is paced.
+        memory_mb = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, env, minimum=0, maximum=10_240)
         return cls(
             concurrency=env_int(
                 "CHECKER_CONCURRENCY", DEFAULT_CONCURRENCY, env, minimum=1, maximum=10_000
@@ -139,6 +166,10 @@ class ProbeSettings:
             ca_bundle=ca_bundle,
             region=env_optional("AWS_REGION", env),
             starts_per_second=starts_per_second,
+            cpu_budget=env_float(
+                "CHECKER_CPU_BUDGET", DEFAULT_CPU_BUDGET, env, minimum=0.0, maximum=1.0
+            ),
+            cpu_share=memory_mb / FULL_CORE_MB,
         )
 
 
@@ -147,6 +178,64 @@ def start_step(count: int, starts_per_second: float) -> float:
     if starts_per_second <= 0.0 or count <= 0:
         return 0.0
     return min(1.0 / starts_per_second, MAX_SPREAD_SECONDS / count)
+
+
+class CpuPacer:
+    """Holds a check's start while the process used too much CPU recently.
+
+    ``limit`` is in cores (budget x share): a start waits, polling, while the process's CPU
+    time (all its threads, as the cgroup counts it) over about the last ``window`` seconds
+    exceeds ``limit`` x the time elapsed. All the holds of one invocation together last at
+    most ``max_delay`` seconds (:data:`MAX_PACING_SECONDS`) plus one poll. ``clock``, ``cpu`` and
+    ``sleep`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        limit: float,
+        *,
+        window: float = CPU_WINDOW_SECONDS,
+        max_delay: float = MAX_PACING_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.process_time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_delay = max_delay
+        self.clock, self.cpu, self.sleep = clock, cpu, sleep
+        self.delayed = 0.0  # seconds of holds so far
+        self.holds = 0  # starts held at least once
+        self._samples: deque[tuple[float, float]] = deque()
+
+    @classmethod
+    def of(cls, settings: ProbeSettings) -> CpuPacer | None:
+        """The pacer ``settings`` ask for, or None (no budget or no known share)."""
+        limit = settings.cpu_budget * settings.cpu_share
+        return cls(limit) if limit > 0.0 else None
+
+    def busy(self) -> bool:
+        """Whether the CPU used over the last window exceeds the limit (records a sample)."""
+        now, used = self.clock(), self.cpu()
+        samples = self._samples
+        samples.append((now, used))
+        # Keep one sample at least a window old as the reference, drop older ones.
+        while len(samples) > 2 and now - samples[1][0] >= self.window:
+            samples.popleft()
+        then, used_then = samples[0]
+        if now - then < self.window / 2:  # too little history to judge: let it start
+            return False
+        return used - used_then > self.limit * (now - then)
+
+    async def hold(self) -> None:
+        """Returns once the CPU used is under the limit or the invocation's delays ran out."""
+        held = False
+        while self.delayed < self.max_delay and self.busy():
+            held = True
+            before = self.clock()
+            await self.sleep(CPU_POLL_SECONDS)  # may pass the cap by one poll
+            self.delayed += self.clock() - before
+        self.holds += held
 
 
 # A check that held its slot this long is remembered as slow (bench_realistic: ~5% of sites).
@@ -201,6 +290,7 @@ async def check_sites(
     scheduled_at: datetime,
     settings: ProbeSettings,
     slow: SlowSites | None = None,
+    pacer: CpuPacer | None = None,
 ) -> list[CheckResult]:
     """Checks every site, at most ``settings.concurrency`` at a time; results in site order.
 
@@ -208,9 +298,14 @@ async def check_sites(
     :data:`RECENT`, which every check updates). With ``settings.starts_per_second`` the
     i-th check starts no earlier than ``i / starts_per_second`` after the first one, the
     whole spread capped at ``MAX_SPREAD_SECONDS``: a small shard finishes early, a full
-    one is paced.
+    one is paced. With a CPU budget and share in ``settings`` (or an explicit ``pacer``) a
+    start also waits while the process used too much CPU recently (:class:`CpuPacer`);
+    that only delays: every later start moves by the time held (no burst to catch up),
+    at most ``MAX_PACING_SECONDS`` in all.
     """
     memory = RECENT if slow is None else slow
+    paced = CpuPacer.of(settings) if pacer is None else pacer
+    gate = asyncio.Lock()  # one worker at a time waits for its start
     results: list[CheckResult | None] = [None] * len(sites)
     pending = enumerate(start_order(sites, memory))
     loop = asyncio.get_running_loop()
@@ -220,9 +315,13 @@ async def check_sites(
     async def worker() -> None:
         # Workers share one iterator: no semaphore, no task per site.
         for slot, index in pending:
-            wait = first_start + slot * step - loop.time()
-            if wait > 0.0:
-                await asyncio.sleep(wait)
+            async with gate:
+                delayed = 0.0 if paced is None else paced.delayed
+                wait = first_start + slot * step + delayed - loop.time()
+                if wait > 0.0:
+                    await asyncio.sleep(wait)
+                if paced is not None:
+                    await paced.hold()
             site = sites[index]
             started = loop.time()
             results[index] = await check_site(site, scheduled_at=scheduled_at, settings=settings)
