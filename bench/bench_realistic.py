@@ -346,14 +346,17 @@ class Config:
     spread_s: float = 0.0
     limited: bool = True
     remember: bool = True  # False: the containers forget slow sites (start order by timeout)
+    cpu_budget: float = 0.0  # CHECKER_CPU_BUDGET (0: no CPU-budget pacing)
 
     @property
     def label(self) -> str:
         spread = f", {self.sites / self.spread_s:.1f} starts/s" if self.spread_s else ""
         cpu = "" if self.limited else ", unthrottled"
         memory = "" if self.remember else ", no memory of slow sites"
+        budget = f", CPU budget {self.cpu_budget:g}" if self.cpu_budget else ""
         return (
-            f"{self.memory_mb} MB, {self.sites}/inv, conc {self.concurrency}{spread}{cpu}{memory}"
+            f"{self.memory_mb} MB, {self.sites}/inv, conc {self.concurrency}{spread}{cpu}"
+            f"{memory}{budget}"
         )
 
 
@@ -454,6 +457,9 @@ def run_config(
         # The configuration's spread as the checker's rate: a full shard over spread_s.
         CHECKER_STARTS_PER_SECOND=str(config.sites / config.spread_s if config.spread_s else 0),
         BENCH_MEMORY_MB=str(config.memory_mb),
+        # As Lambda sets it: the checker's CPU share for the pacing by CPU budget.
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(config.memory_mb),
+        CHECKER_CPU_BUDGET=str(config.cpu_budget),
         BENCH_REMEMBER="1" if config.remember else "",
     )
     rng = random.Random(hash(config.label) & 0xFFFF)
@@ -752,10 +758,18 @@ DEFAULT_CONFIGS = (
 
 def parse_config(text: str) -> Config:
     fields = text.split(":")
-    remember = fields[-1] != "forget"
-    parts = [float(x) for x in (fields if remember else fields[:-1])]
+    remember = "forget" not in fields
+    budgets = [float(x[1:]) for x in fields if x.startswith("b")]
+    parts = [float(x) for x in fields if x != "forget" and not x.startswith("b")]
     spread = parts[3] if len(parts) > 3 else 0.0
-    return Config(int(parts[0]), int(parts[1]), int(parts[2]), spread, remember=remember)
+    return Config(
+        int(parts[0]),
+        int(parts[1]),
+        int(parts[2]),
+        spread,
+        remember=remember,
+        cpu_budget=budgets[0] if budgets else 0.0,
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -785,8 +799,9 @@ def main(argv: Sequence[str]) -> int:
         "--config",
         action="append",
         type=parse_config,
-        help="MEMORY_MB:SITES_PER_INVOCATION:CONCURRENCY[:SPREAD_S][:forget], repeatable "
-        "(forget: the containers keep no memory of slow sites)",
+        help="MEMORY_MB:SITES_PER_INVOCATION:CONCURRENCY[:SPREAD_S][:bBUDGET][:forget], "
+        "repeatable (bBUDGET: CHECKER_CPU_BUDGET, e.g. b0.6, default 0: no CPU-budget pacing; "
+        "forget: the containers keep no memory of slow sites)",
     )
     args = parser.parse_args(argv)
     if args.container:
