@@ -144,10 +144,6 @@ class ProbeSettings:
             minimum=0.0,
             maximum=10_000.0,
         )
-        if starts_per_second != starts_per_second:  # NaN passes every range check
-            raise ConfigurationError(
-                "CHECKER_STARTS_PER_SECOND='nan': expected a rate, 0 (all at once) to 10000"
-            )
         # Lambda sets the memory; locally it is absent and nothing is paced.
         memory_mb = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, env, minimum=0, maximum=10_240)
         return cls(
