@@ -22,7 +22,6 @@ Failures raise :class:`CheckFailure` carrying the error kind of the message sche
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import ssl
 import time
@@ -310,34 +309,20 @@ async def open_connection(
 async def _connect(
     loop: asyncio.AbstractEventLoop, address: guard.IPAddress, port: int
 ) -> socket.socket:
-    """A non-blocking TCP socket connected to ``address`` (raises OSError)."""
+    """A non-blocking TCP socket connected to ``address`` (raises OSError).
+
+    ``address`` is an IP address, so the event loop resolves nothing again.
+    """
     family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        try:
-            sock.connect((str(address), port))
-        except (BlockingIOError, InterruptedError):
-            fd = sock.fileno()
-            waiter: asyncio.Future[None] = loop.create_future()
-            loop.add_writer(fd, _wake, waiter)
-            try:
-                await waiter
-            finally:
-                loop.remove_writer(fd)
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code:
-                raise OSError(code, os.strerror(code)) from None
+        await loop.sock_connect(sock, (str(address), port))
     except BaseException:
         sock.close()
         raise
     # No TCP_NODELAY: every request leaves in one send, when nothing is unacknowledged.
     return sock
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _ms_since(started: float) -> float:
