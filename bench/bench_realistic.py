@@ -50,6 +50,7 @@ import os
 import random
 import resource
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -266,9 +267,15 @@ def run_container() -> int:
     class Recording:
         """The real publisher, keeping what it was given for the benchmark's accounting."""
 
-        def publish(self, results: Sequence[Any]) -> int:
-            kept.extend(results)
-            published: int = real.publish(results)
+        def prepare(self) -> None:
+            real.prepare()
+
+        def send(self, result: Any) -> None:
+            kept.append(result)
+            real.send(result)
+
+        def flush(self) -> int:
+            published: int = real.flush()
             return published
 
     app.PUBLISHER = Recording()
@@ -838,7 +845,8 @@ def main(argv: Sequence[str]) -> int:
                 f"{percentile(injected, 0.95):.0f} ms, max {max(injected):.0f} ms"
             )
             print(
-                f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start "
+                f"machine: {os.cpu_count()} CPUs, {ssl.OPENSSL_VERSION}, "
+                f"load average {os.getloadavg()[0]:.2f} at start "
                 "(shared with other work: figures are noisy, compare the ratios)"
             )
             if args.only_cpu:

@@ -24,6 +24,7 @@ import asyncio
 import cProfile
 import datetime as dt
 import resource
+import ssl
 import sys
 import tempfile
 from pathlib import Path
@@ -73,7 +74,8 @@ def main(argv: list[str]) -> int:
             system = (after.ru_stime - before.ru_stime) / len(sites) * 1000
             print(
                 f"round {round_number + 1}: {user + system:.2f} ms CPU per {args.scheme} check "
-                f"(user {user:.2f}, system {system:.2f}); {passed}/{len(sites)} ok",
+                f"(user {user:.2f}, system {system:.2f}); {passed}/{len(sites)} ok; "
+                f"{ssl.OPENSSL_VERSION}",
                 flush=True,
             )
     return 0

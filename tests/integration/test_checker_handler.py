@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -295,3 +297,50 @@ def test_a_scheduled_at_out_of_range_is_an_invalid_event(
     with pytest.raises(InvalidEvent, match="scheduled_at") as caught:
         app.lambda_handler({"scheduled_at": scheduled_at, "sites": []}, lambda_context)
     assert len(str(caught.value)) < 300
+
+
+def test_a_result_is_published_while_a_slower_site_of_the_shard_is_still_checked(
+    allow_loopback: KafkaSettings,
+    http_targets: HttpTargets,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    """A fast site's result does not wait for the slowest site of its invocation: it is on
+    the topic while the other site's target still holds its answer (until the test lets it)."""
+    release = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def held_target() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            release.wait(60)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            )
+
+    threading.Thread(target=held_target, daemon=True).start()
+    held_port = listener.getsockname()[1]
+    app = cold_start("checker")
+    event = {
+        "scheduled_at": "2026-01-05T12:34:00Z",
+        "sites": [
+            {"id": "held", "url": f"http://127.0.0.1:{held_port}/", "timeout": 50},
+            {"id": "fast", "url": http_targets.url("/ok"), "timeout": 5},
+        ],
+    }
+    summaries: list[dict[str, Any]] = []
+    invocation = threading.Thread(
+        target=lambda: summaries.append(app.lambda_handler(event, lambda_context))
+    )
+    invocation.start()
+    try:
+        first = read_messages(allow_loopback, count=1, timeout=30)
+        still_checking = invocation.is_alive()
+    finally:
+        release.set()
+        invocation.join(60)
+        listener.close()
+    assert [m.key for m in first] == [b"fast"]
+    assert still_checking, "the fast result arrived only once the invocation had ended"
+    assert summaries == [{"checked": 2, "ok": 2, "failed": 0, "published": 2, "invalid": 0}]
+    assert set(published(allow_loopback, 2)) == {"held", "fast"}

@@ -29,7 +29,14 @@ logger = logging.getLogger(__name__)
 class Publisher(Protocol):
     """Where results go (``transport.KafkaPublisher`` in the Lambda function)."""
 
-    def publish(self, results: Sequence[CheckResult]) -> int: ...
+    def prepare(self) -> None:
+        """Ready to send, before the first check starts (raises ``PublishError``)."""
+
+    def send(self, result: CheckResult) -> None:
+        """Sends one result as soon as its check ended; never raises."""
+
+    def flush(self) -> int:
+        """How many results sent since :meth:`prepare` arrived; ``PublishError`` if not all."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,8 +104,14 @@ def run_checks(
             "invalid site in the checker payload, skipped",
             extra={"site_index": index, "reason": reason},
         )
+    publisher.prepare()
     results = asyncio.run(
-        check_sites(parsed.sites, scheduled_at=parsed.scheduled_at, settings=settings)
+        check_sites(
+            parsed.sites,
+            scheduled_at=parsed.scheduled_at,
+            settings=settings,
+            on_result=publisher.send,
+        )
     )
     failed = 0
     for result in results:
@@ -116,7 +129,7 @@ def run_checks(
             )
     if metrics is not None:
         _record_metrics(metrics, results, failed, len(parsed.invalid))
-    published = publisher.publish(results)
+    published = publisher.flush()
     summary = {
         "checked": len(results),
         "ok": len(results) - failed,

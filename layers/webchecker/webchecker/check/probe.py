@@ -287,8 +287,12 @@ async def check_sites(
     settings: ProbeSettings,
     slow: SlowSites | None = None,
     pacer: CpuPacer | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
     """Checks every site, at most ``settings.concurrency`` at a time; results in site order.
+
+    ``on_result`` is called with each result as soon as its check ends (to publish it
+    while the other checks go on); it must not raise.
 
     Checks start in :func:`start_order` (``slow`` defaults to this container's memory,
     :data:`RECENT`, which every check updates). With ``settings.starts_per_second`` the
@@ -320,8 +324,11 @@ async def check_sites(
                     await paced.hold()
             site = sites[index]
             started = loop.time()
-            results[index] = await check_site(site, scheduled_at=scheduled_at, settings=settings)
+            result = await check_site(site, scheduled_at=scheduled_at, settings=settings)
             memory.record(site.id, loop.time() - started)
+            results[index] = result
+            if on_result is not None:
+                on_result(result)
 
     async with asyncio.TaskGroup() as group:
         for _ in range(min(settings.concurrency, len(sites))):

@@ -1,10 +1,11 @@
 """Kafka transport: publishing check results to the topic, and reading them back.
 
 ``KafkaSettings.from_env()`` reads the connection and topic settings once per container;
-a :class:`KafkaPublisher` creates its confluent-kafka producer lazily, on the first
-publish, and reuses it for every later invocation of the same container. ``publish``
-flushes before it returns and raises ``PublishError`` unless every message was delivered
-within the delivery timeout, which is kept well below the Lambda timeout.
+a :class:`KafkaPublisher` creates its confluent-kafka producer before the first
+invocation's checks, and reuses it for every later invocation of the same container. Each
+result is sent as soon as its check ends; ``flush``, at the end of the invocation, raises
+``PublishError`` unless every message was delivered within the delivery timeout, which is
+kept well below the Lambda timeout.
 
 MSK does not create topics on first use, so the publisher makes sure the topic exists (once
 per container) with the configured partitions, replication and retention. With
@@ -21,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
@@ -186,61 +187,87 @@ def _log_error(error: KafkaError) -> None:
 
 
 class KafkaPublisher:
-    """Publishes check results; one per container, its producer created on first use."""
+    """Publishes check results; one per container, its producer created on first use.
+
+    An invocation calls :meth:`prepare` before its checks, :meth:`send` as each check ends
+    (the message leaves within ``linger.ms`` while the other checks go on, so a result
+    does not wait for the slowest site of its shard), and :meth:`flush` at the end.
+    """
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self._producer: Producer | None = None
         self._topic_ready = not settings.create_topic
+        self._round = _Round()
 
-    def publish(self, results: Sequence[CheckResult]) -> int:
-        """Sends one message per result (key = site id), flushes, returns how many arrived.
+    def prepare(self) -> None:
+        """Makes sure of the topic and the producer (once per container), so that no check
+        waits for them; raises ``PublishError`` when the cluster cannot be reached."""
+        self._round = _Round()  # nothing left over from an invocation that did not flush
+        self._ready_producer()
+
+    def send(self, result: CheckResult) -> None:
+        """Queues one message (key = site id) and returns at once; never raises: a message
+        that cannot be queued counts as not delivered, and :meth:`flush` reports it."""
+        round_ = self._round
+        round_.sent += 1
+        try:
+            producer = self._ready_producer()
+            value = result.to_json()
+            while True:
+                try:
+                    producer.produce(
+                        self.settings.topic,
+                        key=result.site_id.encode(),
+                        value=value,
+                        on_delivery=round_.on_delivery,
+                    )
+                    break
+                except BufferError:  # the local queue is full: let some messages leave
+                    producer.poll(0.05)
+        except (KafkaException, PublishError, ConfigurationError) as error:
+            round_.failures.append(str(error))
+
+    def flush(self) -> int:
+        """Waits for every message sent since the last flush; returns how many arrived.
 
         Raises ``PublishError`` if any message was not delivered within the delivery timeout.
         """
-        if not results:
+        round_, self._round = self._round, _Round()
+        if not round_.sent:
             return 0
-        producer = self._ready_producer()
         topic = self.settings.topic
-        delivered = 0
-        failures: list[str] = []
-
-        def on_delivery(error: KafkaError | None, _message: object) -> None:
-            nonlocal delivered
-            if error is None:
-                delivered += 1
-            else:
-                failures.append(error.str())
-
-        try:
-            for result in results:
-                value = result.to_json()
-                while True:
-                    try:
-                        producer.produce(
-                            topic, key=result.site_id.encode(), value=value, on_delivery=on_delivery
-                        )
-                        break
-                    except BufferError:  # the local queue is full: let some messages leave
-                        producer.poll(0.05)
-            # The message timeout bounds each message; the margin only covers the callbacks.
-            remaining = producer.flush(self.settings.delivery_timeout_s + 2.0)
-        except KafkaException as error:
-            raise PublishError(f"publishing to {topic} failed: {error}") from error
-        if remaining or failures:
+        remaining = 0
+        if self._producer is not None:
+            try:
+                # The message timeout bounds each message; the margin only covers callbacks.
+                remaining = self._producer.flush(self.settings.delivery_timeout_s + 2.0)
+            except KafkaException as error:
+                round_.failures.append(str(error))
+        if remaining or round_.failures or round_.delivered < round_.sent:
             # Drop what is still queued, so that a later invocation does not deliver stale
             # results behind its own (the invocation is retried), and start the next
             # invocation on a fresh producer: an idempotent producer can be left fenced.
-            producer.purge(in_queue=True, in_flight=False)
-            producer.poll(0)
-            self._producer = None
-            missing = len(results) - delivered
-            reason = failures[0] if failures else "not delivered before the timeout"
+            if self._producer is not None:
+                self._producer.purge(in_queue=True, in_flight=False)
+                self._producer.poll(0)
+                self._producer = None
+            missing = round_.sent - round_.delivered
+            reason = round_.failures[0] if round_.failures else "not delivered before the timeout"
             raise PublishError(
-                f"{missing} of {len(results)} check results not delivered to {topic} on "
+                f"{missing} of {round_.sent} check results not delivered to {topic} on "
                 f"{self.settings.bootstrap_servers}: {reason}"
             )
-        return delivered
+        return round_.delivered
+
+    def publish(self, results: Sequence[CheckResult]) -> int:
+        """Sends every result and flushes: :meth:`prepare`, :meth:`send`, :meth:`flush`."""
+        if not results:
+            return 0
+        self.prepare()
+        for result in results:
+            self.send(result)
+        return self.flush()
 
     def ensure_topic(self) -> None:
         """Creates the topic if it does not exist yet (MSK does not auto-create topics)."""
@@ -295,6 +322,21 @@ class KafkaPublisher:
             except KafkaException as error:
                 raise ConfigurationError(f"invalid Kafka producer settings: {error}") from error
         return self._producer
+
+
+@dataclass
+class _Round:
+    """What one invocation sent, and what the delivery reports said of it."""
+
+    sent: int = 0
+    delivered: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def on_delivery(self, error: KafkaError | None, _message: object) -> None:
+        if error is None:
+            self.delivered += 1
+        else:
+            self.failures.append(error.str())
 
 
 def _kafka_reason(error: KafkaException) -> str:
