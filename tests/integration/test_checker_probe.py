@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.fixtures.http_targets import OK_BODY, HttpTargets
+from webchecker.check import connection
 from webchecker.check.guard import parse_networks
 from webchecker.check.probe import ProbeSettings, check_site, check_sites
 from webchecker.local.embedded.network import free_port
@@ -492,3 +494,46 @@ def test_results_serialise_to_valid_messages(http_targets: HttpTargets) -> None:
     expiry = datetime.fromisoformat(tls["tls_cert_expires_at"])
     assert abs(expiry - http_targets.cert_not_after) < timedelta(seconds=1)
     assert OK_BODY  # the targets' body is what the regex above finds
+
+
+@pytest.mark.parametrize("stamped", [True, False], ids=["kernel-stamps", "no-stamps"])
+def test_time_a_response_waited_for_a_stalled_checker_is_not_the_sites(
+    http_targets: HttpTargets, monkeypatch: pytest.MonkeyPatch, stamped: bool
+) -> None:
+    """A checker that cannot run (its CPU quota used up, a busy event loop, a collection)
+    reads the response late; the kernel's arrival stamp leaves that wait out of the site's
+    times. Without stamps (``no-stamps``, as on a system without them) the stall counts."""
+    if not stamped:
+        monkeypatch.setattr(connection, "_TIMESTAMPS", False)
+
+    async def stalled_check() -> tuple[CheckResult, float]:
+        # The whole event loop stops from 0.1 s to 1.6 s; the target answers at 0.3 s.
+        asyncio.get_running_loop().call_later(0.1, time.sleep, 1.5)
+        started = time.perf_counter()
+        result = await check_site(
+            site(http_targets.url("/slow/0.3"), timeout=10),
+            scheduled_at=SCHEDULED_AT,
+            settings=LOOPBACK_OK,
+        )
+        return result, time.perf_counter() - started
+
+    result, wall = asyncio.run(stalled_check())
+    assert result.ok
+    assert wall >= 1.5  # the check really ended after the stall
+    assert result.response_time_ms is not None
+    assert result.ttfb_ms is not None
+    if stamped:
+        assert 250 <= result.response_time_ms < 1000
+        assert 250 <= result.ttfb_ms < 1000
+    else:
+        assert result.response_time_ms >= 1500
+        assert result.ttfb_ms >= 1400
+
+
+def test_a_connect_is_charged_no_more_than_the_wait_less_the_kernels_round_trip(
+    http_targets: HttpTargets,
+) -> None:
+    with socket.create_connection(("127.0.0.1", http_targets.port)) as sock:
+        held = connection._connect_hold(sock, 0.5)
+    # Loopback's round trip is far below a second, and the hold is the rest of the wait.
+    assert 0.0 < held < 0.5

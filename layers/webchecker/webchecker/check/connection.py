@@ -10,6 +10,13 @@ TLS layer and wakes the check if it waits, and the handshake's last message leav
 same segment as the request. It also records the timing phases (DNS, connect, TLS, time
 to first byte) and the certificate's expiry.
 
+Times are the site's, not the checker's: the kernel stamps every segment as it arrives
+(``SO_TIMESTAMPNS``), and when a check resumes after waiting for bytes, the time those bytes
+waited for the checker (a CPU quota used up, other checks on the event loop, a garbage
+collection) is left out of every phase (:class:`CheckClock`). The connect's wait is bounded
+by the round trip the kernel measured (``TCP_INFO``). Only the name lookup, done by the C
+library in a thread, is timed as it is.
+
 Opening a connection is where the SSRF guard applies: the host is resolved once, every
 address is judged by :mod:`webchecker.check.guard`, and the socket goes to an address that
 was judged. TLS verification and SNI use the host name, so certificates are checked
@@ -24,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import struct
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +43,15 @@ from webchecker.check import guard
 # and per TLS read (one record holds at most 16 KiB).
 _READ_SIZE = 64 * 1024
 _TLS_READ_SIZE = 16 * 1024
+
+# Linux's receive timestamps (asm-generic and x86 values; Python 3.11 does not name them)
+# and where struct tcp_info keeps the round-trip time and the retransmissions (in µs).
+_TIMESTAMPS = sys.platform == "linux"
+_SO_TIMESTAMPNS = 35
+_ANCILLARY_SIZE = socket.CMSG_SPACE(16) if _TIMESTAMPS else 0
+_TCP_INFO_SIZE = 104
+_TCPI_RTT = 68
+_TCPI_TOTAL_RETRANS = 100
 
 
 class CheckFailure(Exception):
@@ -61,6 +79,31 @@ class Phases:
     address: str | None = None
 
 
+class CheckClock:
+    """A check's time as the site sees it: the wall clock less the checker's own delays.
+
+    ``hold(arrived)`` is called when the check resumes after bytes it waited for reached the
+    kernel at ``arrived`` (``time.perf_counter()`` time): the gap is the checker's, and
+    :meth:`now` stops counting it. Deadlines stay on the wall clock.
+    """
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = 0.0
+
+    def now(self) -> float:
+        return time.perf_counter() - self.held
+
+    def ms_since(self, started: float) -> float:
+        """Milliseconds of site time since ``started`` (a :meth:`now` value)."""
+        return round((self.now() - started) * 1000.0, 3)
+
+    def hold(self, seconds: float) -> None:
+        if seconds > 0.0:
+            self.held += seconds
+
+
 class Connection:
     """A connected socket, with TLS once :meth:`start_tls` returned, for one exchange.
 
@@ -70,6 +113,8 @@ class Connection:
     """
 
     __slots__ = (
+        "_arrived",
+        "_clock",
         "_eof",
         "_error",
         "_fd",
@@ -85,12 +130,18 @@ class Connection:
     )
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, phases: Phases
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        phases: Phases,
+        clock: CheckClock,
     ) -> None:
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
         self.phases = phases
+        self._clock = clock
+        self._arrived: float | None = None  # when the bytes that woke the waiter arrived
         self._tls: ssl.SSLObject | None = None
         self._incoming: ssl.MemoryBIO | None = None  # bytes for the TLS layer to decrypt
         self._outgoing = ssl.MemoryBIO()  # bytes the TLS layer wants sent
@@ -105,8 +156,9 @@ class Connection:
         # Level-triggered: called once per loop iteration while bytes are waiting. Each
         # call reads what is there, so a check that reads a long body still lets the
         # other checks run between two reads.
+        ancillary: list[tuple[int, int, bytes]] = []
         try:
-            data = self._sock.recv(_READ_SIZE)
+            data, ancillary, _flags, _address = self._sock.recvmsg(_READ_SIZE, _ANCILLARY_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
@@ -122,21 +174,31 @@ class Connection:
             self._loop.remove_reader(self._fd)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
+            self._arrived = _arrival(ancillary)
             waiter.set_result(None)
 
     async def _wait(self) -> None:
-        """Until more bytes, the end of the stream or an error arrived."""
+        """Until more bytes, the end of the stream or an error arrived.
+
+        The time the bytes then waited for this check to resume is the checker's
+        (:class:`CheckClock`); never more than the wait itself, whatever the clocks say.
+        """
         waiter = self._waiter = self._loop.create_future()
+        waiting_since = time.perf_counter()
         try:
             await waiter
         finally:
             self._waiter = None
+        arrived, self._arrived = self._arrived, None
+        if arrived is not None:
+            now = time.perf_counter()
+            self._clock.hold(min(now - arrived, now - waiting_since))
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
         """The TLS handshake; its last message is sent with the first :meth:`send`."""
         phases = self.phases
         phases.phase = "TLS handshake"
-        started = time.perf_counter()
+        started = self._clock.now()
         incoming = ssl.MemoryBIO()
         if self._plain:  # nothing is expected before the handshake, but nothing is lost
             incoming.write(b"".join(self._plain))
@@ -171,7 +233,7 @@ class Connection:
                 f"{describe_os_error(error)}",
             ) from error
         self._tls = tls
-        phases.tls_ms = _ms_since(started)
+        phases.tls_ms = self._clock.ms_since(started)
         # getpeercert() decodes only a verified certificate: unverified sites report no expiry.
         if context.verify_mode != ssl.CERT_NONE:
             phases.tls_cert_expires_at = _certificate_expiry(tls.getpeercert())
@@ -179,7 +241,7 @@ class Connection:
     async def send(self, data: bytes) -> None:
         """Sends ``data`` (encrypted, after the handshake's last message, with TLS)."""
         if self._sent_at is None:
-            self._sent_at = time.perf_counter()
+            self._sent_at = self._clock.now()
         try:
             if self._tls is not None:
                 self._tls.write(data)  # ssl.SSLError (an OSError) after a fatal alert
@@ -220,7 +282,7 @@ class Connection:
                 plain.clear()
             if data is not None:
                 if data and self.phases.ttfb_ms is None and self._sent_at is not None:
-                    self.phases.ttfb_ms = _ms_since(self._sent_at)
+                    self.phases.ttfb_ms = self._clock.ms_since(self._sent_at)
                 return data
             if self._eof:
                 if self._error is not None:
@@ -248,6 +310,7 @@ async def open_connection(
     port: int,
     *,
     phases: Phases,
+    clock: CheckClock,
     allow_private: bool,
     allowed_networks: tuple[guard.IPNetwork, ...] = (),
     ssl_context: ssl.SSLContext | None,
@@ -259,12 +322,12 @@ async def open_connection(
     The addresses are tried in the resolver's order.
     """
     phases.phase = "resolving the host name"
-    started = time.perf_counter()
+    started = clock.now()
     try:
         addresses = await guard.resolve(host, port)
     except (socket.gaierror, UnicodeError) as error:
         raise CheckFailure("dns", f"cannot resolve {host}: {_describe_gai_error(error)}") from error
-    phases.dns_ms = _ms_since(started)
+    phases.dns_ms = clock.ms_since(started)
     if not addresses:
         raise CheckFailure("dns", f"cannot resolve {host}: no addresses")
     if not allow_private:
@@ -278,18 +341,20 @@ async def open_connection(
                 "(set CHECKER_ALLOW_PRIVATE_TARGETS=true to allow internal targets)",
             )
     phases.phase = "connecting"
-    started = time.perf_counter()
+    started = clock.now()
     loop = asyncio.get_running_loop()
     last_error: OSError | None = None
     for address in addresses:
+        attempt = time.perf_counter()
         try:
             sock = await _connect(loop, address, port)
         except OSError as error:
             last_error = error
             continue
-        phases.connect_ms = _ms_since(started)
+        clock.hold(_connect_hold(sock, time.perf_counter() - attempt))
+        phases.connect_ms = clock.ms_since(started)
         phases.address = str(address)
-        connection = Connection(loop, sock, phases)
+        connection = Connection(loop, sock, phases, clock)
         if ssl_context is None:
             return connection
         try:
@@ -317,6 +382,8 @@ async def _connect(
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
+        if _TIMESTAMPS:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         await loop.sock_connect(sock, (str(address), port))
     except BaseException:
         sock.close()
@@ -325,8 +392,33 @@ async def _connect(
     return sock
 
 
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000.0, 3)
+def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """When the bytes just read reached the kernel, on ``time.perf_counter()``'s scale."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack_from("@qq", data)
+            stamped = float(seconds) + float(nanoseconds) * 1e-9
+            return time.perf_counter() - (time.time() - stamped)
+    return None
+
+
+def _connect_hold(sock: socket.socket, waited: float) -> float:
+    """How much of a connect's wait was the checker's: the wait less the SYN's round trip
+    as the kernel measured it. Nothing when a segment was retransmitted (that wait is the
+    network's) or when the kernel says nothing."""
+    if not _TIMESTAMPS:
+        return 0.0
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+    except OSError:
+        return 0.0
+    if len(info) < _TCP_INFO_SIZE:
+        return 0.0
+    (rtt_us,) = struct.unpack_from("@I", info, _TCPI_RTT)
+    (retransmitted,) = struct.unpack_from("@I", info, _TCPI_TOTAL_RETRANS)
+    if retransmitted or not rtt_us:
+        return 0.0
+    return waited - float(rtt_us) / 1e6
 
 
 def _certificate_expiry(certificate: object) -> datetime | None:

@@ -34,7 +34,13 @@ from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 import httpx
 
-from webchecker.check.connection import CheckFailure, Connection, Phases, open_connection
+from webchecker.check.connection import (
+    CheckClock,
+    CheckFailure,
+    Connection,
+    Phases,
+    open_connection,
+)
 from webchecker.check.guard import IPNetwork, parse_networks
 from webchecker.check.http11 import (
     RequestError,
@@ -380,6 +386,7 @@ class _Check:
 
     __slots__ = (
         "body_read",
+        "clock",
         "error",
         "error_detail",
         "phases",
@@ -396,7 +403,8 @@ class _Check:
         self.site = site
         self.settings = settings
         self.phases = Phases()
-        self.started = time.perf_counter()
+        self.clock = CheckClock()  # the site's time: the checker's own delays left out
+        self.started = self.clock.now()
         self.status_code: int | None = None
         self.response_time_ms: float | None = None
         self.regex_matched: bool | None = None
@@ -472,6 +480,7 @@ class _Check:
             host,
             port,
             phases=self.phases,
+            clock=self.clock,
             allow_private=self.settings.allow_private_targets,
             allowed_networks=self.settings.allowed_networks,
             ssl_context=(
@@ -486,7 +495,7 @@ class _Check:
         # without a regex the bytes are only counted
         body = await reader.read_body(self.settings.max_body_bytes, keep=pattern is not None)
         self.too_large = body.too_large
-        self.response_time_ms = round((time.perf_counter() - self.started) * 1000.0, 3)
+        self.response_time_ms = self.clock.ms_since(self.started)
         self.body_read = True
         if pattern is not None:
             # RE2 (the site model compiles the regex with it): linear time in the body size,
