@@ -10,12 +10,14 @@ TLS layer and wakes the check if it waits, and the handshake's last message leav
 same segment as the request. It also records the timing phases (DNS, connect, TLS, time
 to first byte) and the certificate's expiry.
 
-Times are the site's, not the checker's: the kernel stamps every segment as it arrives
-(``SO_TIMESTAMPNS``), and when a check resumes after waiting for bytes, the time those bytes
-waited for the checker (a CPU quota used up, other checks on the event loop, a garbage
-collection) is left out of every phase (:class:`CheckClock`). The connect's wait is bounded
-by the round trip the kernel measured (``TCP_INFO``). Only the name lookup, done by the C
-library in a thread, is timed as it is.
+Times are the site's, not the checker's: a check's clock (:class:`CheckClock`) runs only
+while the check waits on the network. Each round trip counts from the moment a message
+leaves to the moment the last byte of its answer reached this machine, as the kernel stamps
+it (``SO_TIMESTAMPNS``), whenever the check then gets to read it; a connect counts the SYN's
+round trip as the kernel measured it (``TCP_INFO``). So the checker's own work (its TLS
+computations) and its own delays (a CPU quota used up, other checks on the event loop, a
+garbage collection) are not reported as the site's slowness. The name lookup, done by the C
+library in a thread, counts as it is timed. Deadlines stay on the wall clock.
 
 Opening a connection is where the SSRF guard applies: the host is resolved once, every
 address is judged by :mod:`webchecker.check.guard`, and the socket goes to an address that
@@ -80,28 +82,49 @@ class Phases:
 
 
 class CheckClock:
-    """A check's time as the site sees it: the wall clock less the checker's own delays.
+    """A check's time on the network, in ``time.perf_counter()`` seconds.
 
-    ``hold(arrived)`` is called when the check resumes after bytes it waited for reached the
-    kernel at ``arrived`` (``time.perf_counter()`` time): the gap is the checker's, and
-    :meth:`now` stops counting it. Deadlines stay on the wall clock.
+    A round trip opens when a message is :meth:`sent` and runs to the latest
+    :meth:`arrived` answer byte; the next message closes it. :meth:`now` is the network
+    time so far: closed round trips, :meth:`add`-ed waits, and the open round trip up to
+    its latest arrival.
     """
 
-    __slots__ = ("held",)
+    __slots__ = ("_arrived_at", "_closed", "_sent_at")
 
     def __init__(self) -> None:
-        self.held = 0.0
+        self._closed = 0.0
+        self._sent_at: float | None = None
+        self._arrived_at: float | None = None
 
     def now(self) -> float:
-        return time.perf_counter() - self.held
+        if self._sent_at is None or self._arrived_at is None:
+            return self._closed
+        return self._closed + (self._arrived_at - self._sent_at)
 
     def ms_since(self, started: float) -> float:
-        """Milliseconds of site time since ``started`` (a :meth:`now` value)."""
+        """Milliseconds of network time since ``started`` (a :meth:`now` value)."""
         return round((self.now() - started) * 1000.0, 3)
 
-    def hold(self, seconds: float) -> None:
-        if seconds > 0.0:
-            self.held += seconds
+    def add(self, seconds: float) -> None:
+        """A wait timed as a whole (a name lookup, a connect)."""
+        self._close()
+        self._closed += max(0.0, seconds)
+
+    def sent(self, at: float) -> float:
+        """A message left at ``at``; returns the network time until then."""
+        self._close()
+        self._sent_at = at
+        return self._closed
+
+    def arrived(self, at: float) -> None:
+        sent_at = self._sent_at
+        if sent_at is not None:
+            self._arrived_at = max(at, sent_at)
+
+    def _close(self) -> None:
+        self._closed = self.now()
+        self._sent_at = self._arrived_at = None
 
 
 class Connection:
@@ -113,7 +136,6 @@ class Connection:
     """
 
     __slots__ = (
-        "_arrived",
         "_clock",
         "_eof",
         "_error",
@@ -141,7 +163,6 @@ class Connection:
         self._fd = sock.fileno()
         self.phases = phases
         self._clock = clock
-        self._arrived: float | None = None  # when the bytes that woke the waiter arrived
         self._tls: ssl.SSLObject | None = None
         self._incoming: ssl.MemoryBIO | None = None  # bytes for the TLS layer to decrypt
         self._outgoing = ssl.MemoryBIO()  # bytes the TLS layer wants sent
@@ -165,6 +186,7 @@ class Connection:
             self._error = error
             data = b""
         if data:
+            self._clock.arrived(_arrival(ancillary))
             if self._incoming is not None:
                 self._incoming.write(data)
             else:
@@ -174,25 +196,15 @@ class Connection:
             self._loop.remove_reader(self._fd)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            self._arrived = _arrival(ancillary)
             waiter.set_result(None)
 
     async def _wait(self) -> None:
-        """Until more bytes, the end of the stream or an error arrived.
-
-        The time the bytes then waited for this check to resume is the checker's
-        (:class:`CheckClock`); never more than the wait itself, whatever the clocks say.
-        """
+        """Until more bytes, the end of the stream or an error arrived."""
         waiter = self._waiter = self._loop.create_future()
-        waiting_since = time.perf_counter()
         try:
             await waiter
         finally:
             self._waiter = None
-        arrived, self._arrived = self._arrived, None
-        if arrived is not None:
-            now = time.perf_counter()
-            self._clock.hold(min(now - arrived, now - waiting_since))
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
         """The TLS handshake; its last message is sent with the first :meth:`send`."""
@@ -240,23 +252,26 @@ class Connection:
 
     async def send(self, data: bytes) -> None:
         """Sends ``data`` (encrypted, after the handshake's last message, with TLS)."""
-        if self._sent_at is None:
-            self._sent_at = self._clock.now()
         try:
             if self._tls is not None:
                 self._tls.write(data)  # ssl.SSLError (an OSError) after a fatal alert
                 data = self._outgoing.read()
-            await self._send_raw(data)
+            sent_at = await self._send_raw(data)
         except OSError as error:
             raise self._lost(error) from error
+        if self._sent_at is None:
+            self._sent_at = sent_at
 
-    async def _send_raw(self, data: bytes) -> None:
+    async def _send_raw(self, data: bytes) -> float:
+        """Sends ``data``; returns the check's network time when it left."""
+        sent_at = self._clock.sent(time.perf_counter())
         try:
             sent = self._sock.send(data)
         except (BlockingIOError, InterruptedError):
             sent = 0
         if sent < len(data):  # the socket buffer is full: let the loop wait for room
             await self._loop.sock_sendall(self._sock, memoryview(data)[sent:])
+        return sent_at
 
     async def recv(self) -> bytes:
         """The next bytes received (decrypted with TLS); ``b""`` at the end of the stream.
@@ -323,10 +338,12 @@ async def open_connection(
     """
     phases.phase = "resolving the host name"
     started = clock.now()
+    lookup = time.perf_counter()
     try:
         addresses = await guard.resolve(host, port)
     except (socket.gaierror, UnicodeError) as error:
         raise CheckFailure("dns", f"cannot resolve {host}: {_describe_gai_error(error)}") from error
+    clock.add(time.perf_counter() - lookup)
     phases.dns_ms = clock.ms_since(started)
     if not addresses:
         raise CheckFailure("dns", f"cannot resolve {host}: no addresses")
@@ -349,9 +366,10 @@ async def open_connection(
         try:
             sock = await _connect(loop, address, port)
         except OSError as error:
+            clock.add(time.perf_counter() - attempt)  # a failed attempt is waited for too
             last_error = error
             continue
-        clock.hold(_connect_hold(sock, time.perf_counter() - attempt))
+        clock.add(_connect_time(sock, time.perf_counter() - attempt))
         phases.connect_ms = clock.ms_since(started)
         phases.address = str(address)
         connection = Connection(loop, sock, phases, clock)
@@ -392,33 +410,35 @@ async def _connect(
     return sock
 
 
-def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float | None:
-    """When the bytes just read reached the kernel, on ``time.perf_counter()``'s scale."""
+def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """When the bytes just read reached this machine, on ``time.perf_counter()``'s scale:
+    the kernel's stamp, or now when there is none (never later than now)."""
+    now = time.perf_counter()
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
             seconds, nanoseconds = struct.unpack_from("@qq", data)
             stamped = float(seconds) + float(nanoseconds) * 1e-9
-            return time.perf_counter() - (time.time() - stamped)
-    return None
+            return min(now, now - (time.time() - stamped))
+    return now
 
 
-def _connect_hold(sock: socket.socket, waited: float) -> float:
-    """How much of a connect's wait was the checker's: the wait less the SYN's round trip
-    as the kernel measured it. Nothing when a segment was retransmitted (that wait is the
-    network's) or when the kernel says nothing."""
+def _connect_time(sock: socket.socket, waited: float) -> float:
+    """A connect's network time: the SYN's round trip as the kernel measured it, or the
+    whole wait when a segment was retransmitted (that wait is the network's) or when the
+    kernel says nothing."""
     if not _TIMESTAMPS:
-        return 0.0
+        return waited
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
     except OSError:
-        return 0.0
+        return waited
     if len(info) < _TCP_INFO_SIZE:
-        return 0.0
+        return waited
     (rtt_us,) = struct.unpack_from("@I", info, _TCPI_RTT)
     (retransmitted,) = struct.unpack_from("@I", info, _TCPI_TOTAL_RETRANS)
     if retransmitted or not rtt_us:
-        return 0.0
-    return waited - float(rtt_us) / 1e6
+        return waited
+    return min(waited, float(rtt_us) / 1e6)
 
 
 def _certificate_expiry(certificate: object) -> datetime | None:

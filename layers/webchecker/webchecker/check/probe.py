@@ -403,7 +403,7 @@ class _Check:
         self.site = site
         self.settings = settings
         self.phases = Phases()
-        self.clock = CheckClock()  # the site's time: the checker's own delays left out
+        self.clock = CheckClock()  # the site's time: the checker's own work and delays left out
         self.started = self.clock.now()
         self.status_code: int | None = None
         self.response_time_ms: float | None = None
