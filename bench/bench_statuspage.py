@@ -22,6 +22,7 @@ sites. Uses DATABASE_URL if set, else an embedded PostgreSQL in a temporary dire
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -169,6 +170,8 @@ def run(url: str, sites: int, repeats: int, compare: list[str]) -> int:
             f" {result['bytes'] / 1024:.0f} KiB written"
         )
     for tree, result in zip(compare, measured[1:], strict=True):
+        same = "the same files" if result["digest"] == measured[0]["digest"] else "OTHER FILES"
+        print(f"  this tree and {tree} wrote {same}")
         above = (measured[0]["rss_mib"] - idle["rss_mib"]) / (result["rss_mib"] - idle["rss_mib"])
         print(
             f"  this tree / {tree}: peak RSS above idle {above:.2f}x,"
@@ -220,12 +223,27 @@ def child(url: str, now: datetime, render: bool) -> None:
             page = StatusPage(PageSettings(), database, publisher, migrate=False)
             written = page.publish(now=now)["bytes"]
         cpu = time.process_time() - cpu
+        # VmHWM, not ru_maxrss: that one keeps the forking parent's peak across exec
+        status = Path("/proc/self/status").read_text()
+        peak = int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1])
+        digest = hashlib.sha256()  # of every file written: the trees must agree
+        for path in sorted(Path(directory).rglob("*")):
+            if path.is_file():
+                digest.update(f"{path.relative_to(directory)}\0".encode())
+                digest.update(path.read_bytes())
     database.close()
-    # VmHWM, not ru_maxrss: that one keeps the forking parent's peak across exec
-    status = Path("/proc/self/status").read_text()
-    peak = int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1]) / 1024
     package = str(Path(webchecker.__file__).parent)
-    print(json.dumps({"rss_mib": peak, "cpu_s": cpu, "bytes": written, "package": package}))
+    print(
+        json.dumps(
+            {
+                "rss_mib": peak / 1024,
+                "cpu_s": cpu,
+                "bytes": written,
+                "package": package,
+                "digest": digest.hexdigest(),
+            }
+        )
+    )
 
 
 def main(argv: list[str]) -> int:
