@@ -13,7 +13,8 @@ The 90-day bars stay small: days without incidents are drawn as runs sharing one
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
 
@@ -128,9 +129,23 @@ td::before{content:attr(data-label) ": ";color:var(--muted)}}
 
 
 def render_html(model: StatusModel) -> str:
+    return "".join(_page(model))
+
+
+def render_html_bytes(model: StatusModel) -> bytes:
+    """``render_html(model).encode()``, encoded piece by piece into one buffer (the page of
+    10,000 sites is megabytes: its pieces, the joined text and the bytes were three copies)."""
+    out = io.BytesIO()
+    for piece in _page(model):
+        out.write(piece.encode())
+    return out.getvalue()
+
+
+def _page(model: StatusModel) -> Iterator[str]:
+    """The page in pieces: the head, one per site, the rest."""
     level, sentence = model.overall
     down = [site.site_id for site in model.sites if site.state == "down"]
-    parts = [
+    yield (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
@@ -139,28 +154,27 @@ def render_html(model: StatusModel) -> str:
         f"<title>{_e(model.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<header>\n"
         f"<h1>{_e(model.title)}</h1>\n"
         f'<p class="overall {level}" role="status">{_e(sentence)}'
-    ]
+    )
     if down:
         shown = ", ".join(down[:10]) + (f" and {len(down) - 10} more" if len(down) > 10 else "")
-        parts.append(f' <span class="down-list">Down: {_e(shown)}</span>')
-    parts.append(
+        yield f' <span class="down-list">Down: {_e(shown)}</span>'
+    yield (
         f'</p>\n<p class="meta">Updated {_time(model.generated_at)}. '
         "Times are UTC; the page is rebuilt every few minutes.</p>\n</header>\n<main>\n"
     )
     if model.maintenance:
-        parts.append(_maintenance(model.maintenance, model.generated_at))
+        yield _maintenance(model.maintenance, model.generated_at)
     if not model.sites:
-        parts.append('<h2>Sites</h2>\n<p class="empty">No site has reported a check yet.</p>\n')
+        yield '<h2>Sites</h2>\n<p class="empty">No site has reported a check yet.</p>\n'
     number = 0
     for name, sites in _groups(model.sites):
-        parts.append(f"<section>\n<h2>{_e(name)}</h2>\n")
+        yield f"<section>\n<h2>{_e(name)}</h2>\n"
         for site in sites:
             number += 1
-            parts.append(_site(site, number, model.generated_at))
-        parts.append("</section>\n")
-    parts.append(_incidents(model.incidents, model.generated_at))
-    parts.append(_footer())
-    return "".join(parts)
+            yield _site(site, number, model.generated_at)
+        yield "</section>\n"
+    yield _incidents(model.incidents, model.generated_at)
+    yield _footer()
 
 
 def _groups(sites: Sequence[SiteStatus]) -> list[tuple[str, list[SiteStatus]]]:

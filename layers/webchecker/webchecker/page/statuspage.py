@@ -14,7 +14,7 @@ from datetime import datetime
 from webchecker.config import env_bool, env_optional, env_str
 from webchecker.page.badge import badge_name, render_badge
 from webchecker.page.document import render_json
-from webchecker.page.html import render_html
+from webchecker.page.html import render_html_bytes
 from webchecker.page.model import StatusModel, load_status
 from webchecker.page.publish import Files, Publisher, S3Publisher
 from webchecker.page.settings import PageSettings
@@ -31,7 +31,7 @@ SVG_TYPE = "image/svg+xml"
 def render_files(model: StatusModel) -> dict[str, tuple[bytes, str]]:
     """index.html, status.json and one badge per site whose id is a safe file name."""
     files = {
-        "index.html": (render_html(model).encode(), HTML_TYPE),
+        "index.html": (render_html_bytes(model), HTML_TYPE),
         "status.json": (render_json(model), JSON_TYPE),
     }
     for site in model.sites:
