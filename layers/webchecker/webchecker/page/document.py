@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from webchecker.page.model import WINDOWS, Incident, SiteStatus, StatusModel
+from webchecker.page.model import WINDOWS, DayStatus, Incident, SiteStatus, StatusModel
 from webchecker.results import format_optional_timestamp, format_timestamp
 
 UPTIME_DIGITS = 3  # percent: 99.999 tells five nines apart
@@ -101,6 +101,7 @@ _DAY = (
     b'{\n          "date": "%b",\n          "uptime": %b,\n'
     b'          "incident_minutes": %b\n        }'
 )
+_SHARED_DAYS = 200_000  # days' texts kept (~25 MB at most)
 _DAYS_OPEN, _DAYS_GAP, _DAYS_CLOSE = b"[\n        ", b",\n        ", b"\n      ]"
 
 
@@ -110,6 +111,21 @@ class _Texts:
     def __init__(self) -> None:
         self.dates: dict[date, bytes] = {}
         self.numbers: dict[float, bytes] = {}
+        # by id(): the model shares one DayStatus among the sites with the same counts on a
+        # day without incidents, and keeps every day alive while the document is written
+        self.days: dict[int, bytes] = {}
+
+    def day(self, day: DayStatus) -> bytes:
+        text = self.days.get(id(day))
+        if text is None:
+            text = _DAY % (
+                self.date(day.date),
+                self.number(day.uptime, UPTIME_DIGITS),
+                self.number(day.incident_minutes, MINUTE_DIGITS),
+            )
+            if not day.incident_minutes and len(self.days) < _SHARED_DAYS:
+                self.days[id(day)] = text
+        return text
 
     def date(self, day: date) -> bytes:
         text = self.dates.get(day)
@@ -138,17 +154,7 @@ def _write_site(out: io.BytesIO, site: SiteStatus, now: datetime, text: _Texts) 
     if site.days:
         out.write(b'"days": ')
         out.write(_DAYS_OPEN)
-        out.write(
-            _DAYS_GAP.join(
-                _DAY
-                % (
-                    text.date(day.date),
-                    text.number(day.uptime, UPTIME_DIGITS),
-                    text.number(day.incident_minutes, MINUTE_DIGITS),
-                )
-                for day in site.days
-            )
-        )
+        out.write(_DAYS_GAP.join([text.day(day) for day in site.days]))
         out.write(_DAYS_CLOSE)
     else:
         out.write(_NO_DAYS)
