@@ -32,11 +32,11 @@ from webchecker.page.model import (
     incident_minutes,
     public_url,
 )
-from webchecker.page.publish import DirectoryPublisher, Published
+from webchecker.page.publish import CHUNK, DirectoryPublisher, Published
 from webchecker.page.settings import PageSettings
 from webchecker.page.statuspage import HTML_TYPE as HTML
+from webchecker.page.statuspage import JSON_TYPE, render_files
 from webchecker.page.statuspage import SVG_TYPE as SVG
-from webchecker.page.statuspage import render_files
 
 NOW = datetime(2026, 12, 2, 16, 30, tzinfo=UTC)
 TODAY = NOW.date()
@@ -504,3 +504,43 @@ def test_the_page_as_bytes_is_the_page_as_text_encoded() -> None:
     sites = [site("shop"), site("ünïcode", tags=()), site("down", state="down")]
     for page in (model(sites), model([])):
         assert render_html_bytes(page) == render_html(page).encode()
+
+
+def test_spooled_files_hold_the_same_bytes_as_the_rendered_ones(tmp_path: Path) -> None:
+    page = model([site("shop"), site("api", state="down"), site("bad/id")])
+    held = render_files(page)
+    spooled = render_files(page, spool=tmp_path)
+    assert spooled.keys() == held.keys()
+    assert spooled["status.json"] == (tmp_path / "status.json", held["status.json"][1])
+    for name, (content, content_type) in spooled.items():
+        data = content.read_bytes() if isinstance(content, Path) else content
+        assert (data, content_type) == held[name]
+
+
+def test_the_directory_publisher_compares_a_spooled_file_a_chunk_at_a_time(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "status"
+    publisher = DirectoryPublisher(out)
+    spooled = tmp_path / "status.json"
+    large = bytes(range(256)) * (3 * CHUNK // 256) + b"tail"  # over three chunks
+    spooled.write_bytes(large)
+    assert publisher.publish({"status.json": (spooled, JSON_TYPE)}) == Published(written=1)
+    assert (out / "status.json").read_bytes() == large
+    assert publisher.publish({"status.json": (spooled, JSON_TYPE)}) == Published(
+        written=0, unchanged=1
+    )
+    for changed in (
+        large[:-1] + b"T",
+        b"x" + large[1:],
+        large[: 2 * CHUNK] + b"y" + large[2 * CHUNK + 1 :],
+    ):
+        spooled.write_bytes(
+            changed
+        )  # the same size, one byte other: in the last, first, third chunk
+        assert publisher.publish({"status.json": (spooled, JSON_TYPE)}) == Published(written=1)
+        assert (out / "status.json").read_bytes() == changed
+        # and held in memory, as bytes
+        assert publisher.publish({"status.json": (changed, JSON_TYPE)}) == Published(
+            written=0, unchanged=1
+        )

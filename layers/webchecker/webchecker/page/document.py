@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import date, datetime
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -73,16 +73,23 @@ def incident_document(incident: Incident, now: datetime) -> dict[str, Any]:
 
 
 def render_json(model: StatusModel) -> bytes:
-    """``status_document(model)`` as orjson writes it with ``OPT_INDENT_2``, byte for byte,
-    written site by site: the whole document as dicts (90 per site for the days) was most of
-    the render's peak memory. A site is dumped by orjson with an empty ``days`` list, indented
-    to its depth, and its days spliced in from a template (their numbers formatted by orjson)."""
+    """``status_document(model)`` as orjson writes it with ``OPT_INDENT_2``, byte for byte."""
+    out = io.BytesIO()
+    write_json(model, out)
+    return out.getvalue()
+
+
+def write_json(model: StatusModel, out: IO[bytes]) -> None:
+    """``render_json(model)`` written site by site into ``out``: the whole document as dicts
+    (90 per site for the days) was most of the render's peak memory. A site is dumped by
+    orjson with an empty ``days`` list, indented to its depth, and its days spliced in from a
+    template (their numbers formatted by orjson)."""
     head = orjson.dumps(
         {"generated_at": format_timestamp(model.generated_at), "sites": []}, option=_INDENT
     )
     if not model.sites:
-        return head
-    out = io.BytesIO()
+        out.write(head)
+        return
     out.write(head.removesuffix(b"[]\n}"))
     out.write(b"[\n    ")
     text = _Texts()
@@ -91,7 +98,6 @@ def render_json(model: StatusModel) -> bytes:
             out.write(b",\n    ")
         _write_site(out, site, model.generated_at, text)
     out.write(b"\n  ]\n}")
-    return out.getvalue()
 
 
 _INDENT = orjson.OPT_INDENT_2
@@ -145,7 +151,7 @@ class _Texts:
         return text
 
 
-def _write_site(out: io.BytesIO, site: SiteStatus, now: datetime, text: _Texts) -> None:
+def _write_site(out: IO[bytes], site: SiteStatus, now: datetime, text: _Texts) -> None:
     document = orjson.dumps(_site_fields(site, now, []), option=_INDENT)
     before, marker, after = document.replace(b"\n", b"\n    ").partition(_NO_DAYS)
     if not marker:
