@@ -15,7 +15,8 @@ and publish into a temporary directory), and prints that process's peak RSS and 
 DIR`` does the same with the ``webchecker`` package found in DIR (e.g. another worktree's
 ``layers/webchecker``), on the same data in the same run: before/after ratios.
 
-``--sites N`` (default 1,000) and ``--repeats N`` (default 5). Goal: page < 2 s for 1,000
+``--sites N`` (default 1,000), ``--days N`` of history per site (default 90: young sites
+share their quiet days) and ``--repeats N`` (default 5). Goal: page < 2 s for 1,000
 sites. Uses DATABASE_URL if set, else an embedded PostgreSQL in a temporary directory.
 """
 
@@ -48,9 +49,9 @@ GOAL_S = 2.0
 GOAL_SITES = 1000
 
 
-def seed(database: Database, now: datetime, sites: int) -> None:
+def seed(database: Database, now: datetime, sites: int, days: int = DAYS) -> None:
     """Rollups for every site and hour, a state and latest check per site, some incidents."""
-    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
     for first in range(1, sites + 1, 100):  # in slices: short transactions
         with database.transaction() as connection:
             connection.run(
@@ -117,14 +118,14 @@ def cpu_timed(action: Callable[[], Any]) -> tuple[float, float, Any]:
     return time.perf_counter() - started, time.process_time() - cpu, result
 
 
-def run(url: str, sites: int, repeats: int, compare: list[str]) -> int:
+def run(url: str, sites: int, days: int, repeats: int, compare: list[str]) -> int:
     database = Database(DatabaseSettings.from_url(url, timeout=900.0))  # seeding is long
     migrate(database)
     now = datetime.now(UTC)
     started = time.perf_counter()
-    seed(database, now, sites)
+    seed(database, now, sites, days)
     rows = database.connection().run("SELECT count(*) FROM webchecker.checks_hourly")[0][0]
-    print(f"seeded {rows:,} hourly rollups ({sites:,} sites x {DAYS} days)"
+    print(f"seeded {rows:,} hourly rollups ({sites:,} sites x {days} days)"
           f" in {time.perf_counter() - started:.1f}s")  # fmt: skip
     settings = PageSettings()
     load_status(database, settings, now=now)  # warm: connection, plans, caches
@@ -249,6 +250,7 @@ def child(url: str, now: datetime, render: bool) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sites", type=int, default=GOAL_SITES)
+    parser.add_argument("--days", type=int, default=DAYS, help="of history per site")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compare", action="append", default=[], metavar="DIR")
     parser.add_argument("--child", nargs=2, metavar=("URL", "NOW"), help=argparse.SUPPRESS)
@@ -258,7 +260,7 @@ def main(argv: list[str]) -> int:
         child(options.child[0], datetime.fromisoformat(options.child[1]), not options.idle)
         return 0
     with scratch_database("statuspage") as url:
-        return run(url, options.sites, options.repeats, options.compare)
+        return run(url, options.sites, options.days, options.repeats, options.compare)
 
 
 if __name__ == "__main__":
