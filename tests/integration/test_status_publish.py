@@ -5,13 +5,14 @@ shown are deleted, and anything it cannot vouch for is written again rather than
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
 import pytest
 
 from webchecker.exceptions import StatusPageError
-from webchecker.page.publish import Files, Published, S3Publisher
+from webchecker.page.publish import CHUNK, Files, Published, S3Publisher
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -160,3 +161,21 @@ def test_an_etag_that_is_not_the_md5_is_rewritten_not_trusted(s3: S3Client) -> N
 def test_a_bucket_that_cannot_be_listed_is_a_status_page_error(s3: S3Client) -> None:
     with pytest.raises(StatusPageError, match="cannot list s3://no-such-bucket/"):
         S3Publisher("no-such-bucket", client=s3).publish(files("17:00"))
+
+
+def test_a_spooled_file_is_put_whole_and_left_alone_when_unchanged(
+    s3: S3Client, tmp_path: Path
+) -> None:
+    publisher = S3Publisher(BUCKET, client=s3)
+    spooled = tmp_path / "status.json"
+    document = b'{"sites": []}' * (3 * CHUNK // 13)  # over three chunks of the file
+    spooled.write_bytes(document)
+
+    first = publisher.publish({"status.json": (spooled, "application/json")})
+    second = publisher.publish({"status.json": (spooled, "application/json")})
+
+    assert (first, second) == (Published(written=1), Published(written=0, unchanged=1))
+    assert body(s3, "status.json") == document
+    head = s3.head_object(Bucket=BUCKET, Key="status.json")
+    assert head["ETag"].strip('"') == hashlib.md5(document).hexdigest()  # single part
+    assert head["ContentType"] == "application/json"

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,8 +18,8 @@ from tests.page_helpers import read_page
 from webchecker.exceptions import ConfigurationError, StatusPageError
 from webchecker.local.status_site import static_response
 from webchecker.page.badge import badge_name, render_badge
-from webchecker.page.document import status_document
-from webchecker.page.html import render_html
+from webchecker.page.document import render_json, status_document
+from webchecker.page.html import render_html, render_html_bytes
 from webchecker.page.model import (
     DAYS,
     WINDOWS,
@@ -31,11 +32,11 @@ from webchecker.page.model import (
     incident_minutes,
     public_url,
 )
-from webchecker.page.publish import DirectoryPublisher, Published
+from webchecker.page.publish import CHUNK, DirectoryPublisher, Published
 from webchecker.page.settings import PageSettings
 from webchecker.page.statuspage import HTML_TYPE as HTML
+from webchecker.page.statuspage import JSON_TYPE, render_files
 from webchecker.page.statuspage import SVG_TYPE as SVG
-from webchecker.page.statuspage import render_files
 
 NOW = datetime(2026, 12, 2, 16, 30, tzinfo=UTC)
 TODAY = NOW.date()
@@ -442,3 +443,104 @@ def test_the_directory_publisher_writes_only_changed_files_and_stays_inside(
     with pytest.raises(StatusPageError):
         publisher.publish({"linked/escaped.html": (b"x", HTML)})
     assert not (tmp_path / "escaped.html").exists()
+
+
+def whole_document(page: StatusModel) -> bytes:
+    """status.json as it was written before it was streamed: the whole document at once."""
+    return orjson.dumps(status_document(page), option=orjson.OPT_INDENT_2)
+
+
+_numbers = st.none() | st.floats(min_value=-1.0, max_value=1e6) | st.sampled_from([0.0, -0.0])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.text(max_size=30),
+    st.lists(st.text(max_size=10), max_size=3),
+    st.text(max_size=60),
+    st.lists(st.tuples(_numbers, st.floats(min_value=0.0, max_value=1440.0)), max_size=4),
+    st.integers(min_value=0, max_value=3),
+)
+def test_status_json_is_written_site_by_site_as_the_whole_document_was(
+    site_id: str,
+    tags: list[str],
+    detail: str,
+    numbers: list[tuple[float | None, float]],
+    copies: int,
+) -> None:
+    base = site("shop")
+    days = (
+        tuple(
+            day._replace(uptime=uptime, incident_minutes=minutes)
+            for day, (uptime, minutes) in zip(base.days, numbers, strict=False)
+        )
+        + base.days[len(numbers) :]
+    )
+    hostile = site(
+        site_id,
+        tags=tuple(tags),
+        url=f'https://{site_id}/\n"days": []',
+        days=days,
+        latency_p50_ms=numbers[0][0] if numbers else None,
+        incidents=(incident(site_id, NOW - timedelta(hours=1), None, error_detail=detail),),
+    )
+    sites = [hostile] * copies + [site("api", days=(), hourly=(), latency_p50_ms=None)]
+    for page in (model(sites), model([]), model(sites[:1])):
+        assert render_json(page) == whole_document(page)
+
+
+def test_status_json_days_use_orjson_numbers_whole_and_negative_zero() -> None:
+    base = site("shop")
+    odd = (0, -0.0, 12, 99.9995, 1e-7, None)
+    days = tuple(
+        day._replace(uptime=value, incident_minutes=value if value is not None else 0.0)
+        for day, value in zip(base.days, odd, strict=False)
+    )
+    page = model([site("shop", days=days), site("api", days=days)])
+    assert render_json(page) == whole_document(page)
+
+
+def test_the_page_as_bytes_is_the_page_as_text_encoded() -> None:
+    sites = [site("shop"), site("ünïcode", tags=()), site("down", state="down")]
+    for page in (model(sites), model([])):
+        assert render_html_bytes(page) == render_html(page).encode()
+
+
+def test_spooled_files_hold_the_same_bytes_as_the_rendered_ones(tmp_path: Path) -> None:
+    page = model([site("shop"), site("api", state="down"), site("bad/id")])
+    held = render_files(page)
+    spooled = render_files(page, spool=tmp_path)
+    assert spooled.keys() == held.keys()
+    assert spooled["status.json"] == (tmp_path / "status.json", held["status.json"][1])
+    for name, (content, content_type) in spooled.items():
+        data = content.read_bytes() if isinstance(content, Path) else content
+        assert (data, content_type) == held[name]
+
+
+def test_the_directory_publisher_compares_a_spooled_file_a_chunk_at_a_time(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "status"
+    publisher = DirectoryPublisher(out)
+    spooled = tmp_path / "status.json"
+    large = bytes(range(256)) * (3 * CHUNK // 256) + b"tail"  # over three chunks
+    spooled.write_bytes(large)
+    assert publisher.publish({"status.json": (spooled, JSON_TYPE)}) == Published(written=1)
+    assert (out / "status.json").read_bytes() == large
+    assert publisher.publish({"status.json": (spooled, JSON_TYPE)}) == Published(
+        written=0, unchanged=1
+    )
+    for changed in (
+        large[:-1] + b"T",
+        b"x" + large[1:],
+        large[: 2 * CHUNK] + b"y" + large[2 * CHUNK + 1 :],
+    ):
+        spooled.write_bytes(
+            changed
+        )  # the same size, one byte other: in the last, first, third chunk
+        assert publisher.publish({"status.json": (spooled, JSON_TYPE)}) == Published(written=1)
+        assert (out / "status.json").read_bytes() == changed
+        # and held in memory, as bytes
+        assert publisher.publish({"status.json": (changed, JSON_TYPE)}) == Published(
+            written=0, unchanged=1
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
 #: Upper bounds in milliseconds, roughly logarithmic from 5 ms to 60 s.
 BOUNDS_MS: tuple[float, ...] = (
@@ -55,33 +56,32 @@ def percentile(
 def percentiles(
     histogram: Sequence[int], fractions: Sequence[float], *, minimum: float, maximum: float
 ) -> list[float | None]:
-    """``percentile`` for several fractions in one pass over the buckets (the status page
-    estimates p50 and p95 for every hour of every site)."""
+    """``percentile`` for several fractions from one running sum of the buckets (the status
+    page estimates p50 and p95 for every hour of every site): each fraction's bucket is the
+    first whose running count reaches its rank (bisected; for rank 0 the first non-empty one)."""
     for fraction in fractions:
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be within 0..1, not {fraction}")
-    total = sum(histogram)
+    cumulative = list(accumulate(histogram))
+    total = cumulative[-1] if cumulative else 0
     if total == 0:
         return [None] * len(fractions)
-    order = sorted(range(len(fractions)), key=fractions.__getitem__)
-    found: list[float | None] = [maximum] * len(fractions)
-    pending = iter(order)
-    current = next(pending, None)
-    seen = 0
-    for index, count in enumerate(histogram):
-        while current is not None:
-            rank = fractions[current] * total
-            if count == 0 or seen + count < rank:
-                break
-            low = BOUNDS_MS[index - 1] if index > 0 else minimum
-            high = BOUNDS_MS[index] if index < len(BOUNDS_MS) else maximum
-            low, high = max(low, minimum), min(high, maximum)
-            estimate = low + (high - low) * (rank - seen) / count
-            found[current] = min(max(estimate, minimum), maximum)
-            current = next(pending, None)
-        if current is None:
-            break
-        seen += count
+    found: list[float | None] = []
+    for fraction in fractions:
+        rank = fraction * total
+        index = (
+            bisect.bisect_left(cumulative, rank) if rank > 0 else bisect.bisect_right(cumulative, 0)
+        )
+        if index >= len(cumulative):
+            found.append(maximum)
+            continue
+        seen = cumulative[index - 1] if index > 0 else 0
+        count = cumulative[index] - seen
+        low = BOUNDS_MS[index - 1] if index > 0 else minimum
+        high = BOUNDS_MS[index] if index < len(BOUNDS_MS) else maximum
+        low, high = max(low, minimum), min(high, maximum)
+        estimate = low + (high - low) * (rank - seen) / count
+        found.append(min(max(estimate, minimum), maximum))
     return found
 
 

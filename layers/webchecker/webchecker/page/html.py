@@ -13,15 +13,16 @@ The 90-day bars stay small: days without incidents are drawn as runs sharing one
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
+from typing import IO
 
 from webchecker.page.model import (
     DAYS,
     WINDOWS,
     DayStatus,
-    HourLatency,
     Incident,
     MaintenanceWindow,
     SiteStatus,
@@ -128,9 +129,27 @@ td::before{content:attr(data-label) ": ";color:var(--muted)}}
 
 
 def render_html(model: StatusModel) -> str:
+    return "".join(_page(model))
+
+
+def write_html(model: StatusModel, out: IO[bytes]) -> None:
+    """``render_html(model).encode()`` written piece by piece into ``out`` (the page of
+    10,000 sites is ~19 MB: its pieces, the joined text and the bytes were three copies)."""
+    for piece in _page(model):
+        out.write(piece.encode())
+
+
+def render_html_bytes(model: StatusModel) -> bytes:
+    out = io.BytesIO()
+    write_html(model, out)
+    return out.getvalue()
+
+
+def _page(model: StatusModel) -> Iterator[str]:
+    """The page in pieces: the head, one per site, the rest."""
     level, sentence = model.overall
     down = [site.site_id for site in model.sites if site.state == "down"]
-    parts = [
+    yield (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
@@ -139,28 +158,27 @@ def render_html(model: StatusModel) -> str:
         f"<title>{_e(model.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<header>\n"
         f"<h1>{_e(model.title)}</h1>\n"
         f'<p class="overall {level}" role="status">{_e(sentence)}'
-    ]
+    )
     if down:
         shown = ", ".join(down[:10]) + (f" and {len(down) - 10} more" if len(down) > 10 else "")
-        parts.append(f' <span class="down-list">Down: {_e(shown)}</span>')
-    parts.append(
+        yield f' <span class="down-list">Down: {_e(shown)}</span>'
+    yield (
         f'</p>\n<p class="meta">Updated {_time(model.generated_at)}. '
         "Times are UTC; the page is rebuilt every few minutes.</p>\n</header>\n<main>\n"
     )
     if model.maintenance:
-        parts.append(_maintenance(model.maintenance, model.generated_at))
+        yield _maintenance(model.maintenance, model.generated_at)
     if not model.sites:
-        parts.append('<h2>Sites</h2>\n<p class="empty">No site has reported a check yet.</p>\n')
+        yield '<h2>Sites</h2>\n<p class="empty">No site has reported a check yet.</p>\n'
     number = 0
     for name, sites in _groups(model.sites):
-        parts.append(f"<section>\n<h2>{_e(name)}</h2>\n")
+        yield f"<section>\n<h2>{_e(name)}</h2>\n"
         for site in sites:
             number += 1
-            parts.append(_site(site, number, model.generated_at))
-        parts.append("</section>\n")
-    parts.append(_incidents(model.incidents, model.generated_at))
-    parts.append(_footer())
-    return "".join(parts)
+            yield _site(site, number, model.generated_at)
+        yield "</section>\n"
+    yield _incidents(model.incidents, model.generated_at)
+    yield _footer()
 
 
 def _groups(sites: Sequence[SiteStatus]) -> list[tuple[str, list[SiteStatus]]]:
@@ -225,15 +243,21 @@ def _bars(days: Sequence[DayStatus]) -> str:
     shapes: list[str] = []
     incident_days: list[str] = []
     counts = {"dn": 0, "d0": 0}
-    for (cls, _), run_iter in groupby(enumerate(days), key=lambda item: _run_key(item[1])):
-        run = list(run_iter)
-        start, first, last = run[0][0], run[0][1], run[-1][1]
+    # (a day without incident minutes, most of them, is classed here without a call)
+    keys = [
+        _QUIET_KEYS[day.checks == 0] if day.incident_minutes == 0 else _run_key(day) for day in days
+    ]
+    start = 0
+    for (cls, _), same in groupby(keys):
+        length = len(list(same))
+        run = days[start : start + length]
+        first, last = run[0], run[-1]
         step = _BAR_W + _BAR_GAP
         path = f"M{start * step} {_BAR_H // 2}h{len(run) * step - _BAR_GAP}"
         if cls in counts:
             counts[cls] += len(run)
             text = "no data" if cls == "dn" else "no incidents"
-            uptimes = [d.uptime for _, d in run if d.uptime is not None]
+            uptimes = [d.uptime for d in run if d.uptime is not None]
             if uptimes:
                 low, high = _percent(min(uptimes)), _percent(max(uptimes))
                 text += f", {low} up" if low == high else f", {low} to {high} up"
@@ -245,6 +269,7 @@ def _bars(days: Sequence[DayStatus]) -> str:
             )
             incident_days.append(f"{_day(first.date)} ({_minutes(first.incident_minutes)})")
         shapes.append(f'<path class="{cls}" d="{path}"><title>{_e(title)}</title></path>')
+        start += length
     label = (
         f"Last {DAYS} days: {counts['d0']} days without incidents, "
         f"{len(incident_days)} with incidents, {counts['dn']} without data."
@@ -271,6 +296,9 @@ def _span(first: date, last: date) -> str:
     return f"{_day(first)} \u2013 {_day(last)}"
 
 
+_QUIET_KEYS = {True: ("dn", ""), False: ("d0", "")}  # by "no checks", as _run_key keys them
+
+
 def _run_key(day: DayStatus) -> tuple[str, str]:
     cls, _ = _day_class(day)
     # quiet days join a run; each day with incidents stands alone
@@ -287,11 +315,13 @@ def _chart(site: SiteStatus, now: datetime) -> str:
     points = [h for h in site.hourly if h.p95_ms is not None]
     top = _nice_ceiling(max(h.p95_ms or 0.0 for h in points))
     first = (now - timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
+    # each hour's place on the chart, for both lines
+    indices = [round((h.hour - first).total_seconds() / 3600) for h in site.hourly]
     lines = "".join(
         f'<path class="{name}" d="{d}"/>'
         for name, d in (
-            ("p95", _line(site.hourly, "p95", first, top)),
-            ("p50", _line(site.hourly, "p50", first, top)),
+            ("p95", _line(indices, [h.p95_ms for h in site.hourly], top)),
+            ("p50", _line(indices, [h.p50_ms for h in site.hourly], top)),
         )
     )
     slowest = max(points, key=lambda h: h.p95_ms or 0.0)
@@ -310,13 +340,12 @@ def _chart(site: SiteStatus, now: datetime) -> str:
     )
 
 
-def _line(hours: Iterable[HourLatency], which: str, first: datetime, top: float) -> str:
-    """An SVG path through the hours that have a value; a lone hour is a short dash."""
+def _line(indices: Iterable[int], values: Iterable[float | None], top: float) -> str:
+    """An SVG path through the hours (their indices on the chart) that have a value; a lone
+    hour is a short dash."""
     runs: list[list[tuple[int, int]]] = []
     previous = -2
-    for hour in hours:
-        value = hour.p50_ms if which == "p50" else hour.p95_ms
-        index = round((hour.hour - first).total_seconds() / 3600)
+    for index, value in zip(indices, values, strict=True):
         if value is None or not 0 <= index <= 23:
             continue
         point = (index * _CHART_STEP, round(_CHART_H - 2 - (_CHART_H - 4) * min(value / top, 1.0)))
