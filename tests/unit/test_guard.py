@@ -146,14 +146,16 @@ def test_literal_address(host: str, expected: str | None) -> None:
 )
 def test_numeric_host_forms_resolve_as_the_os_does_and_are_blocked(host: str) -> None:
     # getaddrinfo parses numeric forms itself: no lookup leaves the machine.
-    addresses = asyncio.run(resolve(host, 80))
+    addresses, seconds = asyncio.run(resolve(host, 80))
     assert addresses == [ipaddress.IPv4Address("127.0.0.1")]
+    assert seconds >= 0.0
     assert first_blocked(addresses) == (ipaddress.IPv4Address("127.0.0.1"), "loopback")
 
 
 def test_localhost_resolves_to_loopback_only() -> None:
-    addresses = asyncio.run(resolve("localhost", 80))
+    addresses, seconds = asyncio.run(resolve("localhost", 80))
     assert addresses
+    assert seconds > 0.0  # timed in the resolver's thread
     assert all(blocked_reason(address) == "loopback" for address in addresses)
 
 
@@ -251,3 +253,7 @@ def test_any_internal_ipv4_is_blocked_in_every_embedding(ipv4: ipaddress.IPv4Add
         return
     for form, address in _forms(str(ipv4)).items():
         assert blocked_reason(address) is not None, (form, str(address))
+
+
+def test_an_ip_literal_needs_no_lookup_and_takes_no_time() -> None:
+    assert asyncio.run(resolve("[::1]", 80)) == ([ipaddress.IPv6Address("::1")], 0.0)

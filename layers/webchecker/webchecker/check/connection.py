@@ -17,7 +17,7 @@ it (``SO_TIMESTAMPNS``), whenever the check then gets to read it; a connect coun
 round trip as the kernel measured it (``TCP_INFO``). So the checker's own work (its TLS
 computations) and its own delays (a CPU quota used up, other checks on the event loop, a
 garbage collection) are not reported as the site's slowness. The name lookup, done by the C
-library in a thread, counts as it is timed. Deadlines stay on the wall clock.
+library in a thread, counts as that thread timed it. Deadlines stay on the wall clock.
 
 Opening a connection is where the SSRF guard applies: the host is resolved once, every
 address is judged by :mod:`webchecker.check.guard`, and the socket goes to an address that
@@ -338,12 +338,11 @@ async def open_connection(
     """
     phases.phase = "resolving the host name"
     started = clock.now()
-    lookup = time.perf_counter()
     try:
-        addresses = await guard.resolve(host, port)
+        addresses, lookup = await guard.resolve(host, port)
     except (socket.gaierror, UnicodeError) as error:
         raise CheckFailure("dns", f"cannot resolve {host}: {_describe_gai_error(error)}") from error
-    clock.add(time.perf_counter() - lookup)
+    clock.add(lookup)
     phases.dns_ms = clock.ms_since(started)
     if not addresses:
         raise CheckFailure("dns", f"cannot resolve {host}: no addresses")

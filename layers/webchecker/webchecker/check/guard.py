@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections.abc import Sequence
+from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -181,8 +183,10 @@ def literal_address(host: str) -> IPAddress | None:
         return None
 
 
-async def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address the operating system's resolver gives for ``host``, in its order.
+async def resolve(host: str, port: int) -> tuple[list[IPAddress], float]:
+    """Every address the operating system's resolver gives for ``host``, in its order, and
+    how long the lookup took (seconds, timed in the thread that made it: the hand-offs to
+    and from the event loop are the checker's delays, not the resolver's).
 
     Canonical IP literals skip the resolver; anything else (names, and the numeric forms
     the C library also accepts, such as ``2130706433`` or ``0177.0.0.1``) goes through
@@ -190,9 +194,9 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     """
     literal = literal_address(host)
     if literal is not None:
-        return [literal]
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        return [literal], 0.0
+    infos, seconds = await asyncio.get_running_loop().run_in_executor(
+        None, _timed_getaddrinfo, host, port
     )
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _canonname, sockaddr in infos:
@@ -200,4 +204,10 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if ip not in addresses:
             addresses.append(ip)
-    return addresses
+    return addresses, seconds
+
+
+def _timed_getaddrinfo(host: str, port: int) -> tuple[list[Any], float]:
+    started = time.perf_counter()
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return infos, time.perf_counter() - started
