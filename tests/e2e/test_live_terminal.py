@@ -64,8 +64,10 @@ def test_live_table_fits_the_terminal_without_scrollback_copies(
     state_dir: Path, columns: int, lines: int, sites: int
 ) -> None:
     saved_sites(state_dir, sites)
+    # 4 s at one tick a second: the table is redrawn at least four times (once a second on a
+    # terminal, and once more at the end), each a chance to push a copy into the scrollback.
     command = [
-        sys.executable, "-m", "webchecker", "local", "--tick", "1", "--duration", "8",
+        sys.executable, "-m", "webchecker", "local", "--tick", "1", "--duration", "4",
         "--demo-port", "0", "--state-dir", str(state_dir),
     ]  # fmt: skip
     done_marker = state_dir / "done"

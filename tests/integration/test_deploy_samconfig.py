@@ -8,6 +8,7 @@ stack name exists in two regions with different outputs, so the region that was 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -37,13 +38,28 @@ def cloudformation(aws: EmbeddedAws, region: str) -> Any:
     )
 
 
-@pytest.fixture
-def account(tmp_path: Path) -> Iterator[EmbeddedAws]:
-    with EmbeddedAws(log_path=tmp_path / "moto.log") as aws:
+@contextlib.contextmanager
+def two_regions(log_path: Path) -> Iterator[EmbeddedAws]:
+    """A moto server with the prod and staging stacks in two regions."""
+    with EmbeddedAws(log_path=log_path) as aws:
         for region in ("eu-west-1", "eu-central-1"):
             client = cloudformation(aws, region)
             for stack in ("webchecker-prod", "webchecker-staging"):
                 client.create_stack(StackName=stack, TemplateBody=STACK % f"{stack}@{region}")
+        yield aws
+
+
+@pytest.fixture(scope="module")
+def read_only_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedAws]:
+    """One account for the tests that only read it (the server takes seconds to start)."""
+    with two_regions(tmp_path_factory.mktemp("moto") / "moto.log") as aws:
+        yield aws
+
+
+@pytest.fixture
+def account(tmp_path: Path) -> Iterator[EmbeddedAws]:
+    """An account of the test's own, which it may change."""
+    with two_regions(tmp_path / "moto.log") as aws:
         yield aws
 
 
@@ -74,10 +90,10 @@ def sam(
     [("prod", "eu-central-1"), ("prod", "eu-west-1"), ("staging", "eu-central-1")],
 )
 def test_sam_commands_use_the_environments_stack_in_the_configured_region(
-    account: EmbeddedAws, tmp_path: Path, environment: str, region: str
+    read_only_account: EmbeddedAws, tmp_path: Path, environment: str, region: str
 ) -> None:
     result = sam(
-        account,
+        read_only_account,
         tmp_path,
         region,
         "list",

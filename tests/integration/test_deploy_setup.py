@@ -242,15 +242,19 @@ def test_settings_need_brokers_or_a_cluster() -> None:
 
 
 class LateForwarder:
-    """Listens on a loopback port only after ``delay`` seconds, then forwards every
+    """Listens on a loopback port only once ``open()`` is called, then forwards every
     connection to the real PostgreSQL: a database proxy whose target registers late."""
 
-    def __init__(self, target: DatabaseSettings, delay: float) -> None:
+    def __init__(self, target: DatabaseSettings) -> None:
         self.port = free_port()
         self.target = target
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(delay,), daemon=True)
+        self._open = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def open(self) -> None:
+        self._open.set()
 
     def _connect_target(self) -> socket.socket:
         if self.target.unix_socket_dir:
@@ -259,8 +263,9 @@ class LateForwarder:
             return upstream
         return socket.create_connection((self.target.host or "127.0.0.1", self.target.port))
 
-    def _run(self, delay: float) -> None:
-        if self._stop.wait(delay):
+    def _run(self) -> None:
+        self._open.wait()
+        if self._stop.is_set():
             return
         with socket.create_server(("127.0.0.1", self.port)) as server:
             server.settimeout(0.2)
@@ -289,6 +294,7 @@ class LateForwarder:
 
     def close(self) -> None:
         self._stop.set()
+        self._open.set()
         self._thread.join(timeout=5)
 
 
@@ -296,14 +302,17 @@ def test_setup_waits_for_a_database_that_answers_late(
     replies: Replies, setup_env: dict[str, str], database_url: str
 ) -> None:
     target = DatabaseSettings.from_url(database_url)
-    forwarder = LateForwarder(target, delay=2.5)
+    forwarder = LateForwarder(target)
     try:
         late_url = f"postgresql://{target.user}@127.0.0.1:{forwarder.port}/{target.database}"
         env = {**setup_env, "DATABASE_URL": late_url, "SETUP_WAIT_SECONDS": "60"}
         waits: list[float] = []
 
         def sleep(seconds: float) -> None:
+            # The database registers while setup waits after its first failed attempt (not
+            # after a fixed delay, which a slow topic step could outlast or fall short of).
             waits.append(seconds)
+            forwarder.open()
             time.sleep(seconds)
 
         setup = Setup(SetupSettings.from_env(env), env=env, sleep=sleep)

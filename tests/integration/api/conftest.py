@@ -18,9 +18,9 @@ import pytest
 
 from tests.fixtures.aws import AWS_REGION
 from tests.fixtures.lambda_context import FakeLambdaContext, cold_start, restore_logger
+from tests.fixtures.postgres import DatabaseTemplates, migrated_copy
 from tests.messages import msk_event, records
-from webchecker.store.database import Database, DatabaseSettings
-from webchecker.store.migrations import migrate
+from webchecker.store.database import Database
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -103,9 +103,8 @@ def alert_topic(sns_client: SNSClient) -> str:
 
 
 @pytest.fixture
-def migrated(database_url: str) -> Iterator[Database]:
-    with Database(DatabaseSettings.from_url(database_url)) as database:
-        migrate(database)
+def migrated(database_url: str, database_templates: DatabaseTemplates) -> Iterator[Database]:
+    with migrated_copy(database_templates, database_url) as database:
         yield database
 
 
