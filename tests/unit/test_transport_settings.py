@@ -25,7 +25,7 @@ def test_defaults() -> None:
     assert config["enable.idempotence"] is True
     assert config["acks"] == "all"
     assert config["compression.type"] == "zstd"
-    assert config["linger.ms"] == 20
+    assert config["linger.ms"] == 200
     assert config["message.timeout.ms"] == 30_000
     assert "security.protocol" not in config  # plaintext for local brokers
 
