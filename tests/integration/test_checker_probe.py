@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import ipaddress
 import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -539,3 +541,19 @@ def test_a_connect_counts_the_round_trip_the_kernel_measured(
         assert 0.0 < measured < 0.5
         monkeypatch.setattr(connection, "_TIMESTAMPS", False)
         assert connection._connect_time(sock, 0.5) == 0.5  # no kernel figures: the wait
+
+
+def test_a_check_opens_a_receive_window_for_most_bodies_whole(http_targets: HttpTargets) -> None:
+    """The window is set before the SYN (it fixes the window scale): a body that fits does
+    not wait for the checker to read, so a throttled checker does not stretch the transfer."""
+
+    async def connect() -> int:
+        loop = asyncio.get_running_loop()
+        address = ipaddress.ip_address("127.0.0.1")
+        sock = await connection._connect(loop, address, http_targets.port)
+        with sock:
+            return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+    ceiling = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    # Linux doubles what it is given (bookkeeping), within net.core.rmem_max.
+    assert asyncio.run(connect()) >= 2 * min(connection._RECEIVE_BUFFER, ceiling)
