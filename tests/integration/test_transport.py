@@ -132,3 +132,11 @@ def test_a_publisher_recovers_once_the_broker_is_back() -> None:
         # Ask for one more than expected: the failed invocation's result must not show up late.
         keys = [m.key for m in read_messages(settings, count=3, timeout=3)]
     assert sorted(keys) == [b"a", b"b"]
+
+
+def test_a_result_sent_without_prepare_is_reported_by_flush_and_touches_no_broker() -> None:
+    # Nothing listens here: send() must not try to create the topic on the event loop.
+    publisher = KafkaPublisher(settings_for(f"127.0.0.1:{free_port()}"))
+    publisher.send(result("a"))
+    with pytest.raises(PublishError, match="1 of 1 .*not prepared"):
+        publisher.flush()

@@ -214,8 +214,11 @@ class KafkaPublisher:
         that cannot be queued counts as not delivered, and :meth:`flush` reports it."""
         round_ = self._round
         round_.sent += 1
+        producer = self._producer
+        if producer is None:  # prepare() was not called, or failed: no I/O on the event loop
+            round_.failures.append("the producer was not prepared before the checks")
+            return
         try:
-            producer = self._ready_producer()
             value = result.to_json()
             while True:
                 try:
@@ -228,7 +231,7 @@ class KafkaPublisher:
                     break
                 except BufferError:  # the local queue is full: let some messages leave
                     producer.poll(0.05)
-        except (KafkaException, PublishError, ConfigurationError) as error:
+        except KafkaException as error:
             round_.failures.append(str(error))
 
     def flush(self) -> int:
