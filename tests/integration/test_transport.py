@@ -138,5 +138,5 @@ def test_a_result_sent_without_prepare_is_reported_by_flush_and_touches_no_broke
     # Nothing listens here: send() must not try to create the topic on the event loop.
     publisher = KafkaPublisher(settings_for(f"127.0.0.1:{free_port()}"))
     publisher.send(result("a"))
-    with pytest.raises(PublishError, match="1 of 1 .*not prepared"):
+    with pytest.raises(PublishError, match=r"1 of 1 .*not prepared"):
         publisher.flush()
