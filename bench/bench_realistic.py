@@ -62,7 +62,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: a container child loads only the checker
+    from webchecker.schedule.slow_sites import SlowSiteHints
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -279,6 +282,16 @@ def run_container() -> int:
             return published
 
     app.PUBLISHER = Recording()
+    reported: dict[str, float] = {}
+
+    class Reports:
+        """Stands for the slow-site queue: what the checker reports goes into the answer."""
+
+        def send(self, slow: dict[str, float]) -> bool:
+            reported.update(slow)
+            return True
+
+    app.SLOW_SITES = Reports()
     memory = int(os.environ.get("BENCH_MEMORY_MB", "1024"))
     if not os.environ.get("BENCH_REMEMBER", "1"):
         from webchecker.check import probe
@@ -288,6 +301,7 @@ def run_container() -> int:
     for line in sys.stdin:
         event = json.loads(line)
         kept.clear()
+        reported.clear()
         context = LocalContext(
             function_name="checker",
             aws_request_id=str(uuid.uuid4()),
@@ -303,7 +317,13 @@ def run_container() -> int:
         cpu = usage.ru_utime + usage.ru_stime - cpu
         rows = [[r.site_id, r.response_time_ms, r.error, r.status_code] for r in kept]
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        answer = {"wall": wall, "cpu": cpu, "results": rows, "peak_mib": peak_mib}
+        answer = {
+            "wall": wall,
+            "cpu": cpu,
+            "results": rows,
+            "peak_mib": peak_mib,
+            "slow": reported,
+        }
         print(json.dumps(answer), file=out, flush=True)
     return 0
 
@@ -353,6 +373,7 @@ class Config:
     spread_s: float = 0.0
     limited: bool = True
     remember: bool = True  # False: the containers forget slow sites (start order by timeout)
+    shared: bool = False  # the scheduler orders shards by what the checkers reported
     cpu_budget: float = 0.0  # CHECKER_CPU_BUDGET (0: no CPU-budget pacing)
 
     @property
@@ -360,6 +381,8 @@ class Config:
         spread = f", {self.sites / self.spread_s:.1f} starts/s" if self.spread_s else ""
         cpu = "" if self.limited else ", unthrottled"
         memory = "" if self.remember else ", no memory of slow sites"
+        if self.shared:
+            memory += " in containers, the scheduler's shared"
         budget = f", CPU budget {self.cpu_budget:g}" if self.cpu_budget else ""
         return (
             f"{self.memory_mb} MB, {self.sites}/inv, conc {self.concurrency}{spread}{cpu}"
@@ -491,6 +514,9 @@ def run_config(
         "sites": [m.site for m in mix if m.kind == "ok"][:5],
     }
     first: list[float] = []
+    from webchecker.schedule.slow_sites import SlowSiteHints
+
+    hints = SlowSiteHints()  # the scheduler's memory (used in the "shared" configuration)
 
     def drive(container: Container, queue: Iterator[dict[str, Any]], measured: bool) -> None:
         limit = container.limit
@@ -502,6 +528,7 @@ def run_config(
                 break
             answer = container.invoke(event)
             with lock:
+                hints.learn(answer["slow"], now=time.monotonic())
                 if not measured:
                     first.append(answer["wall"])
                     continue
@@ -521,6 +548,8 @@ def run_config(
             started.append(Container(env, limit))
             started[-1].invoke(warm)  # the cold start and first connections: not measured
         for tick in range(ticks):
+            if config.shared:
+                shards = [order_by_hints(shard, hints) for shard in shards]
             queue = iter(rng.sample(shards, len(shards)))  # any shard to any free container
             measured = ticks == 1 or tick > 0
             since = len(outcome.errors_ms)
@@ -544,6 +573,24 @@ def run_config(
                 limit.remove()
     outcome.first_tick_s = statistics.fmean(first) if first else math.nan
     return outcome
+
+
+def order_by_hints(shard: dict[str, Any], hints: SlowSiteHints) -> dict[str, Any]:
+    """The shard as the scheduler plans it with its hints: the same sites, slowest first."""
+    from webchecker.schedule.plan import plan_shards
+    from webchecker.sites import Site
+
+    sites = [Site.from_dict(site) for site in shard["sites"]]
+    plan = plan_shards(
+        sites,
+        shard["scheduled_at"],
+        max_sites=len(sites),
+        max_bytes=1 << 30,
+        slow_seconds=hints.seconds,
+    )
+    (planned,) = plan.shards
+    ordered: dict[str, Any] = json.loads(planned.payload)
+    return ordered
 
 
 def spread_of(config: Config) -> float:
@@ -765,9 +812,10 @@ DEFAULT_CONFIGS = (
 
 def parse_config(text: str) -> Config:
     fields = text.split(":")
-    remember = "forget" not in fields
+    shared = "shared" in fields
+    remember = "forget" not in fields and not shared
     budgets = [float(x[1:]) for x in fields if x.startswith("b")]
-    parts = [float(x) for x in fields if x != "forget" and not x.startswith("b")]
+    parts = [float(x) for x in fields if x not in ("forget", "shared") and not x.startswith("b")]
     spread = parts[3] if len(parts) > 3 else 0.0
     return Config(
         int(parts[0]),
@@ -775,6 +823,7 @@ def parse_config(text: str) -> Config:
         int(parts[2]),
         spread,
         remember=remember,
+        shared=shared,
         cpu_budget=budgets[0] if budgets else 0.0,
     )
 
@@ -806,9 +855,10 @@ def main(argv: Sequence[str]) -> int:
         "--config",
         action="append",
         type=parse_config,
-        help="MEMORY_MB:SITES_PER_INVOCATION:CONCURRENCY[:SPREAD_S][:bBUDGET][:forget], "
+        help="MEMORY_MB:SITES_PER_INVOCATION:CONCURRENCY[:SPREAD_S][:bBUDGET][:forget|:shared], "
         "repeatable (bBUDGET: CHECKER_CPU_BUDGET, e.g. b0.6, default 0: no CPU-budget pacing; "
-        "forget: the containers keep no memory of slow sites)",
+        "forget: the containers keep no memory of slow sites; shared: neither, but the "
+        "scheduler orders each shard by the slow sites the checkers reported, as in AWS)",
     )
     args = parser.parse_args(argv)
     if args.container:

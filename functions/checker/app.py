@@ -11,6 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from webchecker.check.checker import run_checks
 from webchecker.check.probe import ProbeSettings
 from webchecker.check.transport import KafkaPublisher, KafkaSettings
+from webchecker.config import env_optional
+from webchecker.schedule.slow_sites import SlowSitesQueue
 
 logger = Logger()
 tracer = Tracer()
@@ -22,10 +24,19 @@ copy_config_to_registered_loggers(source_logger=logger, include={"webchecker"})
 # and reused by every later invocation of this container.
 PROBE = ProbeSettings.from_env()
 PUBLISHER = KafkaPublisher(KafkaSettings.from_env())
+# The scheduler starts the sites reported here first in their shard (schedule/slow_sites.py).
+_QUEUE_URL = env_optional("SLOW_SITES_QUEUE_URL")
+SLOW_SITES = None if _QUEUE_URL is None else SlowSitesQueue(_QUEUE_URL)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_checks(event, settings=PROBE, publisher=PUBLISHER, metrics=metrics)
+    return run_checks(
+        event,
+        settings=PROBE,
+        publisher=PUBLISHER,
+        metrics=metrics,
+        report_slow=None if SLOW_SITES is None else SLOW_SITES.send,
+    )

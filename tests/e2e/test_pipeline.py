@@ -146,3 +146,23 @@ def test_editing_a_site_changes_the_next_ticks(
     assert all(row["ok"] for row in later if row["site_id"] == "e2-regex")
     assert all(row["regex_matched"] for row in later if row["site_id"] == "e2-regex")
     assert len(rows(stack, ["e2-disable"])) == 1
+
+
+def test_the_checkers_tell_the_next_tick_which_sites_were_slow(stack: LocalStack) -> None:
+    assert stack.demo is not None
+    demo = stack.demo.url("").rstrip("/")
+    ids = ["e3-hang", "e3-fast", "e3-also-fast"]
+    put_sites(
+        stack,
+        [
+            {"id": "e3-fast", "url": f"{demo}/healthy"},
+            {"id": "e3-also-fast", "url": f"{demo}/healthy"},
+            {"id": "e3-hang", "url": f"{demo}/hang", "timeout": 1},
+        ],
+    )
+    stack.tick()
+    wait_rows(stack, ids, 3)
+    assert stack.drain(timeout=30)  # the report is sent after the results are delivered
+    # Through moto's SQS, as in AWS: the checker sent it, the scheduler read it.
+    assert stack.tick()["slow_reports"] >= 1
+    assert len(wait_rows(stack, ids, 6)) == 6  # and the sites were checked again

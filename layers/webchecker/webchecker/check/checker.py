@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from webchecker.check.probe import ProbeSettings, check_sites
+from webchecker.check.probe import ProbeSettings, SlowSites, check_sites
 from webchecker.exceptions import InvalidEvent, SiteError
 from webchecker.results import CheckResult, parse_timestamp
 from webchecker.sites import Site
@@ -87,8 +87,12 @@ def run_checks(
     settings: ProbeSettings,
     publisher: Publisher,
     metrics: Metrics | None = None,
+    report_slow: Callable[[Mapping[str, float]], object] | None = None,
 ) -> dict[str, int]:
     """Checks the payload's sites concurrently and publishes one result per check.
+
+    ``report_slow`` is given the sites whose checks took ``SLOW_SECONDS`` or more (site id
+    to seconds), for the scheduler to start them first next time; it must not raise.
 
     Raises ``InvalidEvent`` for a malformed payload and ``PublishError`` when any result
     was not delivered (so that the invocation is retried).
@@ -105,11 +109,13 @@ def run_checks(
             extra={"site_index": index, "reason": reason},
         )
     publisher.prepare()
+    seen = SlowSites(limit=len(parsed.sites))
     results = asyncio.run(
         check_sites(
             parsed.sites,
             scheduled_at=parsed.scheduled_at,
             settings=settings,
+            seen=seen,
             on_result=publisher.send,
         )
     )
@@ -130,6 +136,8 @@ def run_checks(
     if metrics is not None:
         _record_metrics(metrics, results, failed, len(parsed.invalid))
     published = publisher.flush()
+    if report_slow is not None:  # after the flush: a report never delays a result
+        report_slow(seen.as_dict())
     summary = {
         "checked": len(results),
         "ok": len(results) - failed,

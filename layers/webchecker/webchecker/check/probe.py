@@ -267,6 +267,9 @@ class SlowSites:
     def held(self, site_id: str) -> float:
         return self._held.get(site_id, 0.0)
 
+    def as_dict(self) -> dict[str, float]:
+        return dict(self._held)
+
     def record(self, site_id: str, seconds: float) -> None:
         self._held.pop(site_id, None)  # re-inserted last: the newest entry
         if seconds >= SLOW_SECONDS:
@@ -292,6 +295,7 @@ async def check_sites(
     scheduled_at: datetime,
     settings: ProbeSettings,
     slow: SlowSites | None = None,
+    seen: SlowSites | None = None,
     pacer: CpuPacer | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
@@ -301,7 +305,8 @@ async def check_sites(
     while the other checks go on); it must not raise.
 
     Checks start in :func:`start_order` (``slow`` defaults to this container's memory,
-    :data:`RECENT`, which every check updates). With ``settings.starts_per_second`` the
+    :data:`RECENT`, which every check updates; ``seen`` also records this call's slow
+    sites, for the scheduler). With ``settings.starts_per_second`` the
     i-th check starts no earlier than ``i / starts_per_second`` after the first one, the
     whole spread capped at ``MAX_SPREAD_SECONDS``: a small shard finishes early, a full
     one is paced. With a CPU budget and share in ``settings`` (or an explicit ``pacer``) a
@@ -331,7 +336,10 @@ async def check_sites(
             site = sites[index]
             started = loop.time()
             result = await check_site(site, scheduled_at=scheduled_at, settings=settings)
-            memory.record(site.id, loop.time() - started)
+            held = loop.time() - started
+            memory.record(site.id, held)
+            if seen is not None:
+                seen.record(site.id, held)
             results[index] = result
             if on_result is not None:
                 on_result(result)

@@ -96,14 +96,7 @@ class LocalAlerts(Service):
         self._thread.start()
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
-        env = self.aws.client_env()
-        sns = boto3.client(
-            "sns",
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            region_name=env["AWS_REGION"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        sns = boto3.client("sns", **self.aws.client_args())
         created = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
         if created != self.topic_arn:
             raise RuntimeError(f"moto named the alert topic {created}, not {self.topic_arn}")

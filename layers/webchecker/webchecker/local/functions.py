@@ -26,6 +26,7 @@ from webchecker.local.embedded.service import Service
 from webchecker.local.poller import Poller, PollerSettings
 from webchecker.local.services import Kafka, Postgres
 from webchecker.local.settings import CHECKER, NOTIFIER, SCHEDULER, WRITER, LocalSettings
+from webchecker.local.slow_sites_queue import queue_url
 
 
 def repository_root() -> Path:
@@ -91,6 +92,8 @@ def function_env(
         "DB_SCHEMA": settings.db_schema,
         # the topic local/alerts.py creates in moto (a webhook sink is subscribed to it)
         "ALERT_TOPIC_ARN": topic_arn(aws.region),
+        # the queue local/slow_sites_queue.py creates in moto
+        "SLOW_SITES_QUEUE_URL": queue_url(aws),
         **settings.function_env,
     }
 

@@ -12,7 +12,7 @@ import fcntl
 import logging
 import os
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import boto3
 
@@ -35,23 +35,13 @@ logger = logging.getLogger(__name__)
 
 def ssm_client(aws: EmbeddedAws) -> SSMClient:
     """An SSM client on this stack's moto (explicit: the caller's AWS_* are not ours)."""
-    client: SSMClient = boto3.client("ssm", **_client_args(aws))
+    client: SSMClient = boto3.client("ssm", **aws.client_args())
     return client
 
 
 def _s3_client(aws: EmbeddedAws) -> S3Client:
-    client: S3Client = boto3.client("s3", **_client_args(aws))
+    client: S3Client = boto3.client("s3", **aws.client_args())
     return client
-
-
-def _client_args(aws: EmbeddedAws) -> dict[str, Any]:
-    env = aws.client_env()
-    return {
-        "endpoint_url": env["AWS_ENDPOINT_URL"],
-        "region_name": env["AWS_REGION"],
-        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-    }
 
 
 class StateLock(Service):

@@ -13,6 +13,7 @@ Same code path as in AWS; only the edges differ. ``LocalStack`` composes parts, 
 ``functions.Functions`` the functions on the local Lambda Invoke API, with their environment
 ``functions.EventSourceMapping`` the poller feeding the writer (the MSK trigger)
 ``alerts.LocalAlerts``  the alert topic in moto's SNS, a webhook sink subscribed to it
+``slow_sites_queue``    the queue in moto's SQS where checkers report slow sites to the scheduler
 ``api_server.LocalApi`` the REST API on loopback (payload 2.0 events for the API handler)
 ``env_file.EnvFile``    ``STATE_DIR/env`` for other terminals
 ``StatusSite``          the status page, rendered every 5 ticks, served at the API's ``/status/``
@@ -59,6 +60,7 @@ from webchecker.local.settings import (
     LocalSettings,
 )
 from webchecker.local.site_file import PUBLIC_SITES, SiteFile, demo_sites, follow_demo
+from webchecker.local.slow_sites_queue import LocalSlowSitesQueue
 from webchecker.local.status_site import StatusSite
 from webchecker.local.ticks import SimulatedClock, Ticker, scheduled_event
 from webchecker.page.settings import PageSettings
@@ -115,6 +117,7 @@ class LocalStack(Service):
             settings, kafka=self.kafka, invoke=self.functions.invoke, progress=self.progress
         )
         self.alerts = LocalAlerts(self.aws, self.state_dir)
+        self.slow_sites_queue = LocalSlowSitesQueue(self.aws)
         self.status_site = StatusSite(
             self.state_dir / "status",
             lambda: self.db.url,
@@ -136,6 +139,7 @@ class LocalStack(Service):
             self.demo_targets,
             self.sites,
             self.alerts,
+            self.slow_sites_queue,
             self.functions,
             self.mapping,
             self.rest_api,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -119,12 +119,15 @@ def plan_shards(
     *,
     max_sites: int = DEFAULT_CHECKS_PER_INVOCATION,
     max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    slow_seconds: Callable[[str], float] | None = None,
 ) -> ShardPlan:
     """Packs sites, in order, into payloads ``{"scheduled_at", "sites"}``.
 
     Each payload holds at most ``max_sites`` sites and at most ``max_bytes`` bytes of
     compact JSON, however large the sites are; a site that cannot fit even alone is
-    returned in ``oversized`` instead of being sent.
+    returned in ``oversized`` instead of being sent. With ``slow_seconds`` (how long a site
+    held its recent checks), each shard lists its slowest sites first, so the checker
+    starts them first; which sites share a shard does not depend on it.
     """
     if max_sites < 1:
         raise ValueError("max_sites must be at least 1")
@@ -143,7 +146,15 @@ def plan_shards(
     def close() -> None:
         nonlocal size
         if parts:
-            shards.append(Shard(site_ids=tuple(ids), payload=head + b",".join(parts) + tail))
+            order: Sequence[int] = range(len(ids))
+            if slow_seconds is not None:  # stable: equal (and unknown) sites keep their order
+                order = sorted(order, key=lambda i: -slow_seconds(ids[i]))
+            shards.append(
+                Shard(
+                    site_ids=tuple(ids[i] for i in order),
+                    payload=head + b",".join(parts[i] for i in order) + tail,
+                )
+            )
         ids.clear()
         parts.clear()
         size = envelope

@@ -8,7 +8,8 @@ a recording invoker.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from webchecker.schedule.plan import (
     plan_shards,
     tick_from_event,
 )
+from webchecker.schedule.slow_sites import SlowSiteHints, SlowSitesQueue
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ class SchedulerSettings:
     fanout_concurrency: int = DEFAULT_CONCURRENCY
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     store: SiteStoreSettings = field(default_factory=SiteStoreSettings)
+    #: Where the checkers report their slow sites (slow_sites.py); None: no reports read.
+    slow_sites_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerSettings:
@@ -56,6 +60,7 @@ class SchedulerSettings:
                 "FANOUT_CONCURRENCY", DEFAULT_CONCURRENCY, env, minimum=1, maximum=256
             ),
             store=SiteStoreSettings.from_env(env),
+            slow_sites_queue_url=env_optional("SLOW_SITES_QUEUE_URL", env),
         )
 
 
@@ -66,14 +71,25 @@ def run_schedule(
     store: SiteStore,
     invoker: Invoker,
     metrics: Metrics | None = None,
+    slow_sites: SlowSitesQueue | None = None,
+    hints: SlowSiteHints | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Schedules the tick of ``event``; returns the DESIGN.md summary.
 
     ``{"tick", "sites", "due", "invocations", "invalid"}``, extended with ``oversized``
-    (due sites too large for one payload, never sent) and ``failed_invocations``.
+    (due sites too large for one payload, never sent), ``failed_invocations`` and
+    ``slow_reports`` (reports of slow sites read from ``slow_sites`` into ``hints``, which
+    order each shard's sites slowest first).
     """
     tick = tick_from_event(event)
     scheduled_at = format_tick(tick)
+    reports = 0
+    if hints is not None:
+        now = clock()
+        if slow_sites is not None:
+            reports = slow_sites.drain(lambda slow: hints.learn(slow, now))
+        hints.forget_older_than(now)
     catalog = store.load()
     for entry in catalog.invalid:
         logger.warning(
@@ -88,6 +104,7 @@ def run_schedule(
         scheduled_at,
         max_sites=settings.checks_per_invocation,
         max_bytes=settings.max_payload_bytes,
+        slow_seconds=None if hints is None else hints.seconds,
     )
     for site in plan.oversized:
         logger.error(
@@ -107,6 +124,7 @@ def run_schedule(
         "invalid": len(catalog.invalid),
         "oversized": len(plan.oversized),
         "failed_invocations": len(result.failed),
+        "slow_reports": reports,
     }
     logger.info("scheduled %s", scheduled_at, extra={"summary": summary})
     if metrics is not None:
@@ -117,6 +135,7 @@ def run_schedule(
             ("InvalidSites", summary["invalid"]),
             ("OversizedSites", summary["oversized"]),
             ("FailedInvocations", summary["failed_invocations"]),
+            ("SlowSiteReports", summary["slow_reports"]),
         ):
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if plan.shards and not result.sent:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 from webchecker.exceptions import WebcheckerError
 from webchecker.local.embedded import pidfiles
@@ -23,7 +24,16 @@ from webchecker.local.embedded.service import Service
 
 HOST = "127.0.0.1"
 DEFAULT_REGION = "eu-west-1"
+
+
 #: moto accepts any credentials; these make boto3 sign requests without an AWS account.
+class ClientArgs(TypedDict):
+    endpoint_url: str
+    region_name: str
+    aws_access_key_id: str
+    aws_secret_access_key: str
+
+
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -59,6 +69,15 @@ class EmbeddedAws(Service):
             **FAKE_CREDENTIALS,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
+        }
+
+    def client_args(self) -> ClientArgs:
+        """``boto3.client(service, **client_args())`` uses this server, whatever AWS_* say."""
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region,
+            "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         }
 
     def start(self, timeout: float = 30.0) -> EmbeddedAws:
