@@ -16,6 +16,7 @@ sites without the per-site offset (every site of an interval due at the same min
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import sys
@@ -31,12 +32,15 @@ from webchecker.local.embedded.aws import EmbeddedAws
 from webchecker.schedule.catalog import SiteStore, SiteStoreSettings
 from webchecker.schedule.fanout import LambdaInvoker, fan_out, new_lambda_client
 from webchecker.schedule.plan import Shard, due_sites, format_tick, plan_shards, tick_minute
+from webchecker.schedule.slow_sites import SlowSiteHints, SlowSitesQueue
 from webchecker.sites import Site
 
 SITES_PER_PARAMETER = 50
 CHECKS_PER_INVOCATION = 50
 CONCURRENCY = 32
 INVOKE_LATENCY_MS = 20  # assumed same-region Invoke round trip
+REPORTED_SHARD = 800  # the template's ChecksPerInvocation: one slow-site report per shard
+SLOW_EVERY = 20  # 1 site in 20 reported slow (bench_realistic's mix: ~5% take 1 s or more)
 TICK = datetime(2026, 11, 27, 19, 50, tzinfo=UTC)
 MIXED_INTERVALS = [60, 120, 300, 600, 900, 1800, 3600]
 
@@ -72,6 +76,8 @@ def measure(aws: EmbeddedAws, count: int) -> None:
     assert len(catalog.sites) == len(due) == count, (len(catalog.sites), len(due))
     read, cut = t1 - t0, t2 - t1
 
+    slow_sites(count, due, cut)
+
     invoker = LambdaInvoker("webchecker-checker", client=new_lambda_client(CONCURRENCY))
     fan_out(plan.shards[:CONCURRENCY], invoker, concurrency=CONCURRENCY)  # warm connections
     fan = timed_fan_out(plan.shards, invoker, CONCURRENCY)
@@ -95,6 +101,34 @@ def measure(aws: EmbeddedAws, count: int) -> None:
         f"{'':9}with {INVOKE_LATENCY_MS} ms emulated latency per invoke: concurrent {fan_l:5.2f} s"
         f" (tick total {read + cut + fan_l:5.2f} s), sequential {seq_l:6.2f} s"
         f" -> concurrent {seq_l / fan_l:4.1f}x"
+    )
+
+
+def slow_sites(count: int, due: Sequence[Site], cut: float) -> None:
+    """The tick's extra work for the checkers' reports: drain them, plan with them."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=f"bench-slow-sites-{count}")["QueueUrl"]
+    queue = SlowSitesQueue(url, client=sqs)
+    reports = math.ceil(count / REPORTED_SHARD)
+    for first in range(0, count, REPORTED_SHARD):
+        last = min(first + REPORTED_SHARD, count)
+        queue.send({f"s{i:06d}": 2.0 for i in range(first, last, SLOW_EVERY)})
+    hints = SlowSiteHints()
+    t0 = time.perf_counter()
+    drained = queue.drain(lambda slow: hints.learn(slow, 0.0))
+    t1 = time.perf_counter()
+    plan = plan_shards(
+        due, format_tick(TICK), max_sites=CHECKS_PER_INVOCATION, slow_seconds=hints.seconds
+    )
+    t2 = time.perf_counter()
+    first_ids = {shard.site_ids[0] for shard in plan.shards}
+    assert drained == reports, (drained, reports)
+    assert len(hints) == len(range(0, count, SLOW_EVERY))
+    assert all(int(site_id[1:]) % SLOW_EVERY == 0 for site_id in first_ids)  # slow ones first
+    print(
+        f"{'':9}slow-site reports: {drained} (one per {REPORTED_SHARD} sites) drained in"
+        f" {t1 - t0:4.2f} s, {len(hints):,} slow sites; due+shard with them {t2 - t1:4.2f} s"
+        f" ({(t2 - t1) / cut:4.2f}x without)"
     )
 
 

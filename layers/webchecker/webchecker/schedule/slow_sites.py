@@ -13,7 +13,8 @@ a shard does.
 A report is one small JSON message: ``{"v": 1, "slow": {"<site id>": seconds, ...}}``.
 Hints are advisory: a message of any other shape is logged and dropped, an unreachable
 queue only leaves the order to the timeouts, and a hint expires when no checker repeated
-it for ``HINT_TTL_SECONDS``.
+it for ``HINT_TTL_SECONDS``. A cold scheduler container starts empty and learns from the
+reports still in the queue (kept five minutes).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ logger = logging.getLogger(__name__)
 REPORT_VERSION = 1
 #: At most this many sites per report, the slowest: a message stays a few kilobytes.
 MAX_REPORTED = 256
-#: A hint no checker repeated for this long is forgotten (a site that is fast again).
-HINT_TTL_SECONDS = 900.0
+#: A hint no checker repeated for this long is forgotten: a little over the longest interval
+#: (a day), so a daily site is still known at its next check. A site that is fast again
+#: keeps its early start until then, which costs nothing.
+HINT_TTL_SECONDS = 25 * 3600.0
 #: The scheduler's memory: enough for every slow site of 100,000 (bench: ~5% are slow).
 MAX_HINTS = 50_000
 #: Reading the queue may take this long per tick at most; the rest waits for the next one.
@@ -159,10 +162,10 @@ class SlowSitesQueue:
         received = 0
         while clock() < deadline:
             try:
-                # WaitTimeSeconds=1: a short long-poll asks every SQS server, so an empty
-                # answer means the queue is empty, not that one server had nothing.
+                # Short polling: an answer may miss messages on SQS servers it did not
+                # sample; those are read at a later tick, still fresh (no tick waits).
                 answer = self.client.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
                 )
             except (BotoCoreError, ClientError) as error:
                 logger.warning("slow-site reports not read: %s", error)
