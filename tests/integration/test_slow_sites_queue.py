@@ -6,9 +6,13 @@ Parameter Store and Lambda are moto's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -168,3 +172,36 @@ def test_the_checker_reports_its_slow_sites(
     assert report["v"] == 1
     assert list(report["slow"]) == ["hangs"]  # the fast site is not reported
     assert 1.0 <= report["slow"]["hangs"] < 3.0
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers (a black-holed route)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+@pytest.mark.timeout(60)  # botocore's defaults would wait 60 s per attempt, retried
+def test_an_sqs_that_never_answers_holds_neither_end_for_long(
+    monkeypatch: pytest.MonkeyPatch, aws_environment: None, silent_endpoint: str
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", silent_endpoint)
+    queue = SlowSitesQueue(f"{silent_endpoint}/123456789012/slow-sites")  # its own client
+    assert queue.send({"a": 5.0}) is False  # the checker's results are already delivered
+    assert queue.drain(lambda slow: None) == 0  # the tick goes on with what it knew

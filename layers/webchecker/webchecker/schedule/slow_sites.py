@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
@@ -45,6 +46,13 @@ MAX_HINTS = 50_000
 #: Reading the queue may take this long per tick at most; the rest waits for the next one.
 MAX_DRAIN_SECONDS = 5.0
 _MAX_SITE_ID = 512  # longer is no site id (sites.py caps ids far below)
+#: botocore's defaults (60 s to connect, 60 s to read, retried) could hold a checker whose
+#: subnet has no route to SQS for minutes after its results were delivered, until its
+#: Timeout, and a timed-out invocation is retried: its sites would be checked twice. A hint
+#: is not worth more than a few seconds.
+CLIENT_CONFIG = Config(
+    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2}
+)
 
 
 def encode_report(slow: Mapping[str, float]) -> str:
@@ -133,7 +141,7 @@ class SlowSitesQueue:
         if self._client is None:  # created on first use: a checker may never report
             import boto3
 
-            self._client = boto3.client("sqs")
+            self._client = boto3.client("sqs", config=CLIENT_CONFIG)
         return self._client
 
     def send(self, slow: Mapping[str, float]) -> bool:
