@@ -506,7 +506,7 @@ def test_time_a_response_waited_for_a_stalled_checker_is_not_the_sites(
     reads the response late; the kernel's arrival stamp keeps that wait out of the site's
     times. Without stamps (``no-stamps``, as on a system without them) the stall counts."""
     if not stamped:
-        monkeypatch.setattr(connection, "_TIMESTAMPS", False)
+        monkeypatch.setattr(connection, "_KERNEL_CLOCKS", False)
 
     async def stalled_check() -> tuple[CheckResult, float]:
         # The whole event loop stops from 0.1 s to 1.6 s; the target answers at 0.3 s.
@@ -539,7 +539,7 @@ def test_a_connect_counts_the_round_trip_the_kernel_measured(
         measured = connection._connect_time(sock, 0.5)
         # Loopback's round trip is far below the half second the connect is said to have taken.
         assert 0.0 < measured < 0.5
-        monkeypatch.setattr(connection, "_TIMESTAMPS", False)
+        monkeypatch.setattr(connection, "_KERNEL_CLOCKS", False)
         assert connection._connect_time(sock, 0.5) == 0.5  # no kernel figures: the wait
 
 

@@ -46,11 +46,12 @@ from webchecker.check import guard
 _READ_SIZE = 64 * 1024
 _TLS_READ_SIZE = 16 * 1024
 
-# Linux's receive timestamps (asm-generic and x86 values; Python 3.11 does not name them)
-# and where struct tcp_info keeps the round-trip time and the retransmissions (in µs).
-_TIMESTAMPS = sys.platform == "linux"
+# The kernel's clocks of a check, Linux only: receive timestamps (asm-generic and x86
+# values; Python 3.11 does not name them) and the connect's round trip from struct tcp_info
+# (where it keeps the round-trip time and the retransmissions, in µs).
+_KERNEL_CLOCKS = sys.platform == "linux"
 _SO_TIMESTAMPNS = 35
-_ANCILLARY_SIZE = socket.CMSG_SPACE(16) if _TIMESTAMPS else 0
+_ANCILLARY_SIZE = socket.CMSG_SPACE(16) if _KERNEL_CLOCKS else 0
 _TCP_INFO_SIZE = 104
 _RECEIVE_BUFFER = 256 * 1024
 _TCPI_RTT = 68
@@ -400,7 +401,7 @@ async def _connect(
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        if _TIMESTAMPS:
+        if _KERNEL_CLOCKS:
             sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         # A receive window that holds most bodies whole (set before the SYN, which carries
         # the window scale): the site's bytes need not wait for a throttled checker to read
@@ -430,7 +431,7 @@ def _connect_time(sock: socket.socket, waited: float) -> float:
     """A connect's network time: the SYN's round trip as the kernel measured it, or the
     whole wait when a segment was retransmitted (that wait is the network's) or when the
     kernel says nothing."""
-    if not _TIMESTAMPS:
+    if not _KERNEL_CLOCKS:
         return waited
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
