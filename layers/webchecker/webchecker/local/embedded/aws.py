@@ -26,14 +26,16 @@ HOST = "127.0.0.1"
 DEFAULT_REGION = "eu-west-1"
 
 
-#: moto accepts any credentials; these make boto3 sign requests without an AWS account.
 class ClientArgs(TypedDict):
+    """``boto3.client``'s keyword arguments for this server (typed, so stubs accept them)."""
+
     endpoint_url: str
     region_name: str
     aws_access_key_id: str
     aws_secret_access_key: str
 
 
+#: moto accepts any credentials; these make boto3 sign requests without an AWS account.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
