@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 
 from tests.fixtures.aws import AWS_REGION, InvokeRecorder, put_parameters
@@ -32,18 +31,12 @@ ROOT = "/webchecker/sites"
 
 
 @pytest.fixture
-def sqs(aws: None) -> SQSClient:
-    client: SQSClient = boto3.client("sqs", region_name=AWS_REGION)
-    return client
+def queue_url(sqs_client: SQSClient) -> str:
+    return sqs_client.create_queue(QueueName=f"slow-sites-{uuid.uuid4().hex[:8]}")["QueueUrl"]
 
 
-@pytest.fixture
-def queue_url(sqs: SQSClient) -> str:
-    return sqs.create_queue(QueueName=f"slow-sites-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-
-
-def test_reports_are_drained_learned_and_deleted(sqs: SQSClient, queue_url: str) -> None:
-    queue = SlowSitesQueue(queue_url, client=sqs)
+def test_reports_are_drained_learned_and_deleted(sqs_client: SQSClient, queue_url: str) -> None:
+    queue = SlowSitesQueue(queue_url, client=sqs_client)
     for n in range(25):  # more than one receive (10 messages each)
         assert queue.send({f"site-{n}": 1.0 + n})
     assert queue.send({}) is True  # nothing slow: nothing sent
@@ -55,27 +48,27 @@ def test_reports_are_drained_learned_and_deleted(sqs: SQSClient, queue_url: str)
 
 
 def test_a_bad_message_is_dropped_with_a_warning_and_the_others_learned(
-    sqs: SQSClient, queue_url: str, caplog: pytest.LogCaptureFixture
+    sqs_client: SQSClient, queue_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     for body in ("not json", '{"v": 1, "slow": {"x": -3}}', encode_report({"good": 9.0})):
-        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+        sqs_client.send_message(QueueUrl=queue_url, MessageBody=body)
     hints = SlowSiteHints()
     with caplog.at_level(logging.WARNING, logger="webchecker.schedule.slow_sites"):
-        assert SlowSitesQueue(queue_url, client=sqs).drain(lambda s: hints.learn(s, 0)) == 3
+        assert SlowSitesQueue(queue_url, client=sqs_client).drain(lambda s: hints.learn(s, 0)) == 3
     assert hints.seconds("good") == 9.0
     assert len(hints) == 1
     dropped = [r.getMessage() for r in caplog.records if "report dropped" in r.getMessage()]
     assert len(dropped) == 2
     assert any("not JSON" in m for m in dropped)
     assert any(">= 0" in m for m in dropped)
-    assert sqs.receive_message(QueueUrl=queue_url).get("Messages", []) == []  # deleted too
+    assert sqs_client.receive_message(QueueUrl=queue_url).get("Messages", []) == []  # deleted too
 
 
 def test_a_queue_that_cannot_be_reached_never_raises(
-    sqs: SQSClient, caplog: pytest.LogCaptureFixture
+    sqs_client: SQSClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = SlowSitesQueue(
-        f"https://sqs.{AWS_REGION}.amazonaws.com/123456789012/no-such-queue", client=sqs
+        f"https://sqs.{AWS_REGION}.amazonaws.com/123456789012/no-such-queue", client=sqs_client
     )
     with caplog.at_level(logging.WARNING, logger="webchecker.schedule.slow_sites"):
         assert missing.send({"a": 5.0}) is False
@@ -88,15 +81,15 @@ def test_a_queue_that_cannot_be_reached_never_raises(
 def test_the_scheduler_starts_each_shards_reported_sites_first(
     monkeypatch: pytest.MonkeyPatch,
     ssm_client: SSMClient,
-    sqs: SQSClient,
+    sqs_client: SQSClient,
     queue_url: str,
     checker_function: str,
     lambda_context: FakeLambdaContext,
 ) -> None:
     sites = {f"{ROOT}/s{n:02d}": {"url": f"http://127.0.0.1:9/{n}"} for n in range(12)}
     put_parameters(ssm_client, sites)
-    SlowSitesQueue(queue_url, client=sqs).send({"s10": 10.0, "s05": 2.0})
-    SlowSitesQueue(queue_url, client=sqs).send({"s02": 4.5})
+    SlowSitesQueue(queue_url, client=sqs_client).send({"s10": 10.0, "s05": 2.0})
+    SlowSitesQueue(queue_url, client=sqs_client).send({"s02": 4.5})
     app = load_app(monkeypatch, CHECKS_PER_INVOCATION="4", SLOW_SITES_QUEUE_URL=queue_url)
     recorder = InvokeRecorder()
     recorder.attach(app.INVOKER.client)
@@ -139,7 +132,7 @@ def test_without_a_queue_the_scheduler_keeps_the_order(
 
 def test_the_checker_reports_its_slow_sites(
     monkeypatch: pytest.MonkeyPatch,
-    sqs: SQSClient,
+    sqs_client: SQSClient,
     queue_url: str,
     kafka_bootstrap: str,
     http_targets: HttpTargets,
@@ -167,7 +160,7 @@ def test_the_checker_reports_its_slow_sites(
     summary = app.lambda_handler(event, lambda_context)
     assert summary["checked"] == 2
 
-    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    (message,) = sqs_client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     report = json.loads(message["Body"])
     assert report["v"] == 1
     assert list(report["slow"]) == ["hangs"]  # the fast site is not reported
